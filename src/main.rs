@@ -1,1 +1,5 @@
-fn main() {}
+//! The `photon-upgrade` binary: everything happens in the library.
+
+fn main() -> std::process::ExitCode {
+    photon_upgrade::cli::main()
+}

@@ -33,9 +33,7 @@ impl Checksum {
 
     /// Reads a binary checksum field (GVariant `ay`), which must be exactly 32 bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ChecksumError> {
-        <[u8; CHECKSUM_LEN]>::try_from(bytes)
-            .map(Self)
-            .map_err(|_| ChecksumError::BadLength(bytes.len()))
+        <[u8; CHECKSUM_LEN]>::try_from(bytes).map(Self).map_err(|_| ChecksumError::BadLength(bytes.len()))
     }
 
     /// Parses 64 lowercase hex digits (OSTree never writes upper case, and
@@ -45,8 +43,7 @@ impl Checksum {
             return Err(ChecksumError::BadHex(truncate_for_error(s)));
         }
         let mut out = [0u8; CHECKSUM_LEN];
-        hex::decode_to_slice(s, &mut out)
-            .map_err(|_| ChecksumError::BadHex(truncate_for_error(s)))?;
+        hex::decode_to_slice(s, &mut out).map_err(|_| ChecksumError::BadHex(truncate_for_error(s)))?;
         Ok(Self(out))
     }
 
@@ -129,6 +126,13 @@ impl std::io::Write for Hasher {
     }
 }
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for Checksum {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,21 +143,12 @@ mod tests {
         let hex = c.to_hex();
         assert_eq!(Checksum::from_hex(&hex), Ok(c));
         assert_eq!(format!("{c}"), hex);
-        for bad in [
-            "",
-            "00",
-            &hex.to_uppercase(),
-            &format!("{hex}0"),
-            &hex.replace('a', "g"),
-        ] {
+        for bad in ["", "00", &hex.to_uppercase(), &format!("{hex}0"), &hex.replace('a', "g")] {
             if bad == hex {
                 continue;
             }
             assert!(Checksum::from_hex(bad).is_err(), "accepted {bad:?}");
         }
-        assert_eq!(
-            Checksum::from_bytes(&[0; 31]),
-            Err(ChecksumError::BadLength(31))
-        );
+        assert_eq!(Checksum::from_bytes(&[0; 31]), Err(ChecksumError::BadLength(31)));
     }
 }

@@ -55,11 +55,8 @@ impl Commit {
             Some(p) => p.as_bytes(),
             None => &[],
         };
-        let related: Vec<(&str, &[u8])> = self
-            .related
-            .iter()
-            .map(|(n, c)| (n.as_str(), c.as_bytes().as_slice()))
-            .collect();
+        let related: Vec<(&str, &[u8])> =
+            self.related.iter().map(|(n, c)| (n.as_str(), c.as_bytes().as_slice())).collect();
         let value = (
             &meta,
             parent,
@@ -82,21 +79,11 @@ impl Commit {
     pub fn from_bytes(data: &[u8]) -> Result<Self, Error> {
         let buf = aligned(OBJECT, data)?;
         let (meta, parent, related, subject, body, timestamp, root_tree, root_meta) =
-            gv!("(a{sv}aya(say)sstayay)")
-                .cast(buf.as_aligned())
-                .to_tuple();
+            gv!("(a{sv}aya(say)sstayay)").cast(buf.as_aligned()).to_tuple();
         let csum = |field, raw: &[u8]| {
-            Checksum::from_bytes(raw).map_err(|source| Error::Checksum {
-                object: OBJECT,
-                field,
-                source,
-            })
+            Checksum::from_bytes(raw).map_err(|source| Error::Checksum { object: OBJECT, field, source })
         };
-        let parent = if parent.is_empty() {
-            None
-        } else {
-            Some(csum("parent", parent)?)
-        };
+        let parent = if parent.is_empty() { None } else { Some(csum("parent", parent)?) };
         let related = related
             .iter()
             .map(|e| {
@@ -157,10 +144,7 @@ mod tests {
     fn truncation_and_garbage_are_refused() {
         let bytes = sample().to_bytes();
         for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
-            assert!(
-                Commit::from_bytes(&bytes[..cut]).is_err(),
-                "accepted a {cut}-byte prefix"
-            );
+            assert!(Commit::from_bytes(&bytes[..cut]).is_err(), "accepted a {cut}-byte prefix");
         }
         let mut longer = bytes.clone();
         longer.extend_from_slice(&[0; 8]);

@@ -32,12 +32,7 @@ impl DirMeta {
     pub fn to_bytes(&self) -> Vec<u8> {
         let wire = self.xattrs.wire();
         let x: Vec<(&[u8], &[u8])> = wire.iter().map(|(n, v)| (n.as_slice(), *v)).collect();
-        gv!("(uuua(ayay))").serialize_to_vec(&(
-            self.uid.to_be(),
-            self.gid.to_be(),
-            self.mode.to_be(),
-            &x,
-        ))
+        gv!("(uuua(ayay))").serialize_to_vec(&(self.uid.to_be(), self.gid.to_be(), self.mode.to_be(), &x))
     }
 
     /// The object id of this dirmeta.
@@ -49,12 +44,7 @@ impl DirMeta {
         let buf = aligned(object, data)?;
         let (uid, gid, mode, x) = gv!("(uuua(ayay))").cast(buf.as_aligned()).to_tuple();
         let xattrs = Xattrs::from_wire(object, x.iter().map(|i| i.to_tuple()))?;
-        let meta = Self {
-            uid: u32::from_be(*uid),
-            gid: u32::from_be(*gid),
-            mode: u32::from_be(*mode),
-            xattrs,
-        };
+        let meta = Self { uid: u32::from_be(*uid), gid: u32::from_be(*gid), mode: u32::from_be(*mode), xattrs };
         check_normal_form(object, data, &meta.to_bytes())?;
         Ok(meta)
     }
@@ -62,11 +52,7 @@ impl DirMeta {
     /// Parses and validates a `.dirmeta` object: must be a directory mode.
     pub fn from_bytes(data: &[u8]) -> Result<Self, Error> {
         let meta = Self::decode("dirmeta", data)?;
-        validate_dir_mode(meta.mode).map_err(|reason| Error::Mode {
-            object: "dirmeta",
-            mode: meta.mode,
-            reason,
-        })?;
+        validate_dir_mode(meta.mode).map_err(|reason| Error::Mode { object: "dirmeta", mode: meta.mode, reason })?;
         Ok(meta)
     }
 
@@ -88,26 +74,12 @@ mod tests {
 
     #[test]
     fn dirmeta_rules() {
-        let root = DirMeta {
-            uid: 0,
-            gid: 0,
-            mode: 0o40755,
-            xattrs: Xattrs::new(),
-        };
+        let root = DirMeta { uid: 0, gid: 0, mode: 0o40755, xattrs: Xattrs::new() };
         assert_eq!(DirMeta::from_bytes(&root.to_bytes()), Ok(root.clone()));
-        let file = DirMeta {
-            mode: 0o100644,
-            ..root.clone()
-        };
-        assert!(matches!(
-            DirMeta::from_bytes(&file.to_bytes()),
-            Err(Error::Mode { .. })
-        ));
+        let file = DirMeta { mode: 0o100644, ..root.clone() };
+        assert!(matches!(DirMeta::from_bytes(&file.to_bytes()), Err(Error::Mode { .. })));
         assert_eq!(DirMeta::file_meta_from_bytes(&file.to_bytes()), Ok(file));
-        let weird = DirMeta {
-            mode: 0o240755,
-            ..root
-        };
+        let weird = DirMeta { mode: 0o240755, ..root };
         assert!(DirMeta::from_bytes(&weird.to_bytes()).is_err());
     }
 }

@@ -63,17 +63,11 @@ impl DirTree {
         if let Ok(i) = self.files.binary_search_by(|f| f.name.as_str().cmp(name)) {
             return Some(Entry::File(&self.files[i]));
         }
-        self.dirs
-            .binary_search_by(|d| d.name.as_str().cmp(name))
-            .ok()
-            .map(|i| Entry::Dir(&self.dirs[i]))
+        self.dirs.binary_search_by(|d| d.name.as_str().cmp(name)).ok().map(|i| Entry::Dir(&self.dirs[i]))
     }
 
     fn check_order(&self) -> Result<(), Error> {
-        let unsorted = |name: &ValidName| Error::Unsorted {
-            object: OBJECT,
-            name: name.to_string(),
-        };
+        let unsorted = |name: &ValidName| Error::Unsorted { object: OBJECT, name: name.to_string() };
         if let Some(w) = self.files.windows(2).find(|w| w[0].name >= w[1].name) {
             return Err(unsorted(&w[1].name));
         }
@@ -87,10 +81,7 @@ impl DirTree {
                 std::cmp::Ordering::Less => i += 1,
                 std::cmp::Ordering::Greater => j += 1,
                 std::cmp::Ordering::Equal => {
-                    return Err(Error::FileAndDir {
-                        object: OBJECT,
-                        name: self.files[i].name.to_string(),
-                    });
+                    return Err(Error::FileAndDir { object: OBJECT, name: self.files[i].name.to_string() });
                 }
             }
         }
@@ -99,21 +90,12 @@ impl DirTree {
 
     /// Serializes to normal form.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let f: Vec<(&str, &[u8])> = self
-            .files
-            .iter()
-            .map(|e| (e.name.as_str(), e.checksum.as_bytes().as_slice()))
-            .collect();
+        let f: Vec<(&str, &[u8])> =
+            self.files.iter().map(|e| (e.name.as_str(), e.checksum.as_bytes().as_slice())).collect();
         let d: Vec<(&str, &[u8], &[u8])> = self
             .dirs
             .iter()
-            .map(|e| {
-                (
-                    e.name.as_str(),
-                    e.tree.as_bytes().as_slice(),
-                    e.meta.as_bytes().as_slice(),
-                )
-            })
+            .map(|e| (e.name.as_str(), e.tree.as_bytes().as_slice(), e.meta.as_bytes().as_slice()))
             .collect();
         gv!("(a(say)a(sayay))").serialize_to_vec(&(&f, &d))
     }
@@ -131,46 +113,25 @@ impl DirTree {
         let name = |raw: &gvariant::Str| -> Result<ValidName, Error> {
             let bytes = raw.as_bytes_non_conformant();
             let lossy = String::from_utf8_lossy(bytes).into_owned();
-            validate_filename(bytes)
-                .map_err(|source| Error::Name {
-                    object: OBJECT,
-                    name: lossy,
-                    source,
-                })
-                .and_then(|s| {
-                    ValidName::new(s).map_err(|source| Error::Name {
-                        object: OBJECT,
-                        name: s.to_owned(),
-                        source,
-                    })
-                })
+            validate_filename(bytes).map_err(|source| Error::Name { object: OBJECT, name: lossy, source }).and_then(
+                |s| ValidName::new(s).map_err(|source| Error::Name { object: OBJECT, name: s.to_owned(), source }),
+            )
         };
         let csum = |field, raw: &[u8]| {
-            Checksum::from_bytes(raw).map_err(|source| Error::Checksum {
-                object: OBJECT,
-                field,
-                source,
-            })
+            Checksum::from_bytes(raw).map_err(|source| Error::Checksum { object: OBJECT, field, source })
         };
         let files = files
             .iter()
             .map(|e| {
                 let (n, c) = e.to_tuple();
-                Ok(TreeFile {
-                    name: name(n)?,
-                    checksum: csum("file checksum", c)?,
-                })
+                Ok(TreeFile { name: name(n)?, checksum: csum("file checksum", c)? })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let dirs = dirs
             .iter()
             .map(|e| {
                 let (n, t, m) = e.to_tuple();
-                Ok(TreeDir {
-                    name: name(n)?,
-                    tree: csum("dirtree checksum", t)?,
-                    meta: csum("dirmeta checksum", m)?,
-                })
+                Ok(TreeDir { name: name(n)?, tree: csum("dirtree checksum", t)?, meta: csum("dirmeta checksum", m)? })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let tree = Self { files, dirs };
@@ -201,21 +162,8 @@ mod tests {
     fn sorted_unique_and_disjoint() {
         let c = Checksum::of(b"x");
         let t = DirTree::new(
-            vec![
-                TreeFile {
-                    name: n("b"),
-                    checksum: c,
-                },
-                TreeFile {
-                    name: n("a"),
-                    checksum: c,
-                },
-            ],
-            vec![TreeDir {
-                name: n("usr"),
-                tree: c,
-                meta: c,
-            }],
+            vec![TreeFile { name: n("b"), checksum: c }, TreeFile { name: n("a"), checksum: c }],
+            vec![TreeDir { name: n("usr"), tree: c, meta: c }],
         )
         .expect("valid tree");
         assert_eq!(t.files()[0].name.as_str(), "a");
@@ -223,30 +171,12 @@ mod tests {
         assert!(matches!(t.lookup("usr"), Some(Entry::Dir(_))));
         assert!(t.lookup("nope").is_none());
 
-        let dup = DirTree::new(
-            vec![
-                TreeFile {
-                    name: n("a"),
-                    checksum: c,
-                },
-                TreeFile {
-                    name: n("a"),
-                    checksum: c,
-                },
-            ],
-            vec![],
-        );
+        let dup =
+            DirTree::new(vec![TreeFile { name: n("a"), checksum: c }, TreeFile { name: n("a"), checksum: c }], vec![]);
         assert!(matches!(dup, Err(Error::Unsorted { .. })));
         let both = DirTree::new(
-            vec![TreeFile {
-                name: n("a"),
-                checksum: c,
-            }],
-            vec![TreeDir {
-                name: n("a"),
-                tree: c,
-                meta: c,
-            }],
+            vec![TreeFile { name: n("a"), checksum: c }],
+            vec![TreeDir { name: n("a"), tree: c, meta: c }],
         );
         assert!(matches!(both, Err(Error::FileAndDir { .. })));
     }
@@ -258,17 +188,11 @@ mod tests {
             let f: Vec<(&str, &[u8])> = vec![(bad, &c)];
             let d: Vec<(&str, &[u8], &[u8])> = vec![];
             let bytes = gv!("(a(say)a(sayay))").serialize_to_vec(&(&f, &d));
-            assert!(
-                matches!(DirTree::from_bytes(&bytes), Err(Error::Name { .. })),
-                "{bad:?}"
-            );
+            assert!(matches!(DirTree::from_bytes(&bytes), Err(Error::Name { .. })), "{bad:?}");
         }
         let f: Vec<(&str, &[u8])> = vec![("short", &c[..31])];
         let d: Vec<(&str, &[u8], &[u8])> = vec![];
         let bytes = gv!("(a(say)a(sayay))").serialize_to_vec(&(&f, &d));
-        assert!(matches!(
-            DirTree::from_bytes(&bytes),
-            Err(Error::Checksum { .. })
-        ));
+        assert!(matches!(DirTree::from_bytes(&bytes), Err(Error::Checksum { .. })));
     }
 }

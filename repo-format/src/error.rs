@@ -13,9 +13,7 @@ pub enum Error {
     /// Re-encoding the decoded value did not give back the input: framing
     /// offsets, padding, lengths or trailing bytes are not what a correct
     /// writer produces.
-    #[error(
-        "{object} is malformed: not in GVariant normal form (first bad byte at offset {offset} of {len})"
-    )]
+    #[error("{object} is malformed: not in GVariant normal form (first bad byte at offset {offset} of {len})")]
     NotNormalForm {
         /// Object kind.
         object: &'static str,

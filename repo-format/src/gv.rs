@@ -19,34 +19,18 @@ pub const MAX_METADATA_SIZE: usize = 128 * 1024 * 1024;
 /// Copies `data` into an 8-aligned buffer, as `gvariant` requires.
 pub(crate) fn aligned(object: &'static str, data: &[u8]) -> Result<AlignedBuf, Error> {
     if data.len() > MAX_METADATA_SIZE {
-        return Err(Error::TooLarge {
-            object,
-            len: data.len(),
-            max: MAX_METADATA_SIZE,
-        });
+        return Err(Error::TooLarge { object, len: data.len(), max: MAX_METADATA_SIZE });
     }
     Ok(data.to_vec().into())
 }
 
 /// Refuses `input` unless it equals `normal`, its re-encoding.
-pub(crate) fn check_normal_form(
-    object: &'static str,
-    input: &[u8],
-    normal: &[u8],
-) -> Result<(), Error> {
+pub(crate) fn check_normal_form(object: &'static str, input: &[u8], normal: &[u8]) -> Result<(), Error> {
     if input == normal {
         return Ok(());
     }
-    let offset = input
-        .iter()
-        .zip(normal)
-        .position(|(a, b)| a != b)
-        .unwrap_or(input.len().min(normal.len()));
-    Err(Error::NotNormalForm {
-        object,
-        offset,
-        len: input.len(),
-    })
+    let offset = input.iter().zip(normal).position(|(a, b)| a != b).unwrap_or(input.len().min(normal.len()));
+    Err(Error::NotNormalForm { object, offset, len: input.len() })
 }
 
 /// True if `t` is exactly one complete GVariant type string.
@@ -63,8 +47,7 @@ fn parse_one_type(t: &[u8], depth: usize) -> Option<usize> {
         return None;
     }
     match *t.first()? {
-        b'b' | b'y' | b'n' | b'q' | b'i' | b'u' | b'x' | b't' | b'h' | b'd' | b's' | b'o'
-        | b'g' | b'v' => Some(1),
+        b'b' | b'y' | b'n' | b'q' | b'i' | b'u' | b'x' | b't' | b'h' | b'd' | b's' | b'o' | b'g' | b'v' => Some(1),
         b'a' | b'm' => parse_one_type(&t[1..], depth + 1).map(|n| n + 1),
         b'(' => {
             let mut pos = 1;
@@ -79,18 +62,7 @@ fn parse_one_type(t: &[u8], depth: usize) -> Option<usize> {
             // A dict entry: one basic key type, one value type.
             if !matches!(
                 *t.get(1)?,
-                b'b' | b'y'
-                    | b'n'
-                    | b'q'
-                    | b'i'
-                    | b'u'
-                    | b'x'
-                    | b't'
-                    | b'h'
-                    | b'd'
-                    | b's'
-                    | b'o'
-                    | b'g'
+                b'b' | b'y' | b'n' | b'q' | b'i' | b'u' | b'x' | b't' | b'h' | b'd' | b's' | b'o' | b'g'
             ) {
                 return None;
             }
@@ -107,20 +79,10 @@ mod tests {
 
     #[test]
     fn type_strings() {
-        for good in [
-            "s",
-            "as",
-            "a{sv}",
-            "(a{sv}aya(say)sstayay)",
-            "()",
-            "maay",
-            "a{s(ii)}",
-        ] {
+        for good in ["s", "as", "a{sv}", "(a{sv}aya(say)sstayay)", "()", "maay", "a{s(ii)}"] {
             assert!(is_valid_type_string(good.as_bytes()), "{good}");
         }
-        for bad in [
-            "", "ss", "a", "(", "(s", "{sv}x", "{vs}", "z", "a{s}", "(i))",
-        ] {
+        for bad in ["", "ss", "a", "(", "(s", "{sv}x", "{vs}", "z", "a{s}", "(i))"] {
             assert!(!is_valid_type_string(bad.as_bytes()), "{bad}");
         }
         let deep = format!("{}s", "a".repeat(200));

@@ -50,7 +50,7 @@ pub enum Decoded {
 }
 
 macro_rules! roundtrip {
-    ($ty:literal, $data:expr, $get:expr, |$got:ident| $put:expr) => {{
+    ($ty:literal, $data:expr, $get:expr, $got:ident => $put:expr) => {{
         let buf = aligned("variant", $data).ok()?;
         let v = gv!($ty).cast(buf.as_aligned());
         let $got = $get(v);
@@ -61,10 +61,7 @@ macro_rules! roundtrip {
 
 impl Value {
     fn with(type_str: &str, data: Vec<u8>) -> Self {
-        Self {
-            type_str: type_str.to_owned(),
-            data,
-        }
+        Self { type_str: type_str.to_owned(), data }
     }
     /// A raw value; `type_str` must be one complete GVariant type. The data is
     /// taken as given (it is checked when read with one of the `as_` methods).
@@ -94,10 +91,7 @@ impl Value {
     }
     /// A list of byte strings, `aay` (signatures).
     pub fn new_byte_arrays<B: AsRef<[u8]>>(items: &[B]) -> Self {
-        Self::with(
-            "aay",
-            gv!("aay").serialize_to_vec(items.iter().map(AsRef::as_ref)),
-        )
+        Self::with("aay", gv!("aay").serialize_to_vec(items.iter().map(AsRef::as_ref)))
     }
     /// A nested dictionary, `a{sv}`.
     pub fn new_dict(m: &Metadata) -> Self {
@@ -116,12 +110,7 @@ impl Value {
         if self.type_str != "s" {
             return None;
         }
-        roundtrip!(
-            "s",
-            &self.data,
-            |v: &gvariant::Str| v.to_str().to_owned(),
-            |got| got.as_str()
-        )
+        roundtrip!("s", &self.data, |v: &gvariant::Str| v.to_str().to_owned(), got => got.as_str())
     }
     /// The strings, if this is a well-formed `as`.
     pub fn as_strs(&self) -> Option<Vec<String>> {
@@ -135,7 +124,7 @@ impl Value {
                 .iter()
                 .map(|s| s.to_str().to_owned())
                 .collect::<Vec<_>>(),
-            |got| got.iter().map(String::as_str)
+            got => got.iter().map(String::as_str)
         )
     }
     /// The boolean, if this is a well-formed `b`.
@@ -143,24 +132,21 @@ impl Value {
         if self.type_str != "b" {
             return None;
         }
-        roundtrip!("b", &self.data, |v: &gvariant::Bool| v.to_bool(), |got| {
-            &got
-        })
+        roundtrip!("b", &self.data, |v: &gvariant::Bool| v.to_bool(), got => &got)
     }
     /// The raw `t` as framed, if this is a well-formed `t`.
     pub fn as_u64(&self) -> Option<u64> {
         if self.type_str != "t" {
             return None;
         }
-        roundtrip!("t", &self.data, |v: &u64| *v, |got| got)
+        roundtrip!("t", &self.data, |v: &u64| *v, got => got)
     }
     /// The bytes, if this is a well-formed `ay`.
     pub fn as_bytes(&self) -> Option<Vec<u8>> {
         if self.type_str != "ay" {
             return None;
         }
-        roundtrip!("ay", &self.data, |v: &[u8]| v.to_vec(), |got| got
-            .as_slice())
+        roundtrip!("ay", &self.data, |v: &[u8]| v.to_vec(), got => got.as_slice())
     }
     /// The byte strings, if this is a well-formed `aay`.
     pub fn as_byte_arrays(&self) -> Option<Vec<Vec<u8>>> {
@@ -170,11 +156,8 @@ impl Value {
         roundtrip!(
             "aay",
             &self.data,
-            |v: &gvariant::NonFixedWidthArray<[u8]>| v
-                .iter()
-                .map(<[u8]>::to_vec)
-                .collect::<Vec<_>>(),
-            |got| got.iter().map(Vec::as_slice)
+            |v: &gvariant::NonFixedWidthArray<[u8]>| v.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(),
+            got => got.iter().map(Vec::as_slice)
         )
     }
     /// The dictionary, if this is a well-formed `a{sv}`.
@@ -186,9 +169,7 @@ impl Value {
     }
 
     fn as_fixed<const N: usize>(&self, t: &str) -> Option<[u8; N]> {
-        (self.type_str == t)
-            .then(|| self.data.as_slice().try_into().ok())
-            .flatten()
+        (self.type_str == t).then(|| self.data.as_slice().try_into().ok()).flatten()
     }
 
     /// Decodes the common types; anything else (or anything malformed) is `Other`.
@@ -198,16 +179,10 @@ impl Value {
             "as" => self.as_strs().map(Decoded::Strs),
             "b" => self.as_bool().map(Decoded::Bool),
             "y" => self.as_fixed::<1>("y").map(|b| Decoded::Byte(b[0])),
-            "u" => self
-                .as_fixed::<4>("u")
-                .map(|b| Decoded::U32(u32::from_le_bytes(b))),
-            "i" => self
-                .as_fixed::<4>("i")
-                .map(|b| Decoded::I32(i32::from_le_bytes(b))),
+            "u" => self.as_fixed::<4>("u").map(|b| Decoded::U32(u32::from_le_bytes(b))),
+            "i" => self.as_fixed::<4>("i").map(|b| Decoded::I32(i32::from_le_bytes(b))),
             "t" => self.as_u64().map(Decoded::U64),
-            "x" => self
-                .as_fixed::<8>("x")
-                .map(|b| Decoded::I64(i64::from_le_bytes(b))),
+            "x" => self.as_fixed::<8>("x").map(|b| Decoded::I64(i64::from_le_bytes(b))),
             "ay" => self.as_bytes().map(Decoded::Bytes),
             "aay" => self.as_byte_arrays().map(Decoded::ByteArrays),
             "a{sv}" => self.as_dict().map(Decoded::Dict),
@@ -243,9 +218,7 @@ pub struct Metadata {
 
 impl std::fmt::Debug for Metadata {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|(k, v)| (k, v)))
-            .finish()
+        f.debug_map().entries(self.entries.iter().map(|(k, v)| (k, v))).finish()
     }
 }
 
@@ -280,31 +253,21 @@ impl Metadata {
             let (type_str, vdata) = variant.split();
             let key = key.to_str().to_owned();
             if !is_valid_type_string(type_str) {
-                return Err(Error::TypeString {
-                    key,
-                    found: String::from_utf8_lossy(type_str).into_owned(),
-                });
+                return Err(Error::TypeString { key, found: String::from_utf8_lossy(type_str).into_owned() });
             }
             if entries.iter().any(|(k, _)| *k == key) {
                 return Err(Error::DuplicateKey { key });
             }
             // Valid type strings are ASCII.
             let type_str = String::from_utf8_lossy(type_str).into_owned();
-            entries.push((
-                key,
-                Value {
-                    type_str,
-                    data: vdata.to_vec(),
-                },
-            ));
+            entries.push((key, Value { type_str, data: vdata.to_vec() }));
         }
         Ok(Self { entries })
     }
 
     /// Serializes to `a{sv}` normal form.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let items: Vec<(&str, &Value)> =
-            self.entries.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let items: Vec<(&str, &Value)> = self.entries.iter().map(|(k, v)| (k.as_str(), v)).collect();
         gv!("a{sv}").serialize_to_vec(&items)
     }
 
@@ -352,11 +315,7 @@ impl Metadata {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };
-        get(v).map(Some).ok_or_else(|| Error::MetadataType {
-            key: key.to_owned(),
-            expected,
-            found: v.type_str.clone(),
-        })
+        get(v).map(Some).ok_or_else(|| Error::MetadataType { key: key.to_owned(), expected, found: v.type_str.clone() })
     }
 
     /// A string value; an error if the key holds anything but a well-formed `s`.
@@ -411,14 +370,8 @@ mod tests {
         assert_eq!(back.get_str("version"), Ok(Some("1.0".into())));
         assert_eq!(back.get_u64_be("ts"), Ok(Some(1_600_000_000)));
         assert_eq!(back.get_bool("flag"), Ok(Some(true)));
-        assert_eq!(
-            back.get_byte_arrays("sigs").map(|v| v.map(|v| v.len())),
-            Ok(Some(2))
-        );
-        assert!(matches!(
-            back.get_str("flag"),
-            Err(Error::MetadataType { .. })
-        ));
+        assert_eq!(back.get_byte_arrays("sigs").map(|v| v.map(|v| v.len())), Ok(Some(2)));
+        assert!(matches!(back.get_str("flag"), Err(Error::MetadataType { .. })));
         assert_eq!(back.get_str("absent"), Ok(None));
     }
 
@@ -428,10 +381,7 @@ mod tests {
         let (a, b) = (Value::new_str("a"), Value::new_str("b"));
         let one: Vec<(&str, &Value)> = vec![("k", &a), ("k", &b)];
         let dup = gv!("a{sv}").serialize_to_vec(&one);
-        assert_eq!(
-            Metadata::from_bytes(&dup),
-            Err(Error::DuplicateKey { key: "k".into() })
-        );
+        assert_eq!(Metadata::from_bytes(&dup), Err(Error::DuplicateKey { key: "k".into() }));
         let mut m = Metadata::new();
         m.insert("k", Value::new_str("v"));
         let mut bytes = m.to_bytes();

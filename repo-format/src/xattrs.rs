@@ -24,9 +24,7 @@ impl Xattrs {
     pub fn from_pairs(mut pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Self> {
         pairs.sort();
         let bad_name = |n: &Vec<u8>| n.is_empty() || n.contains(&0) || n.len() > MAX_XATTR_NAME;
-        if pairs
-            .iter()
-            .any(|(n, v)| bad_name(n) || v.len() > MAX_XATTR_VALUE)
+        if pairs.iter().any(|(n, v)| bad_name(n) || v.len() > MAX_XATTR_VALUE)
             || pairs.windows(2).any(|w| w[0].0 == w[1].0)
         {
             return None;
@@ -51,10 +49,7 @@ impl Xattrs {
 
     /// The value of `name`.
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
     }
 
     /// Pairs ready for the `a(ayay)` serializer: names with their NUL.
@@ -78,11 +73,7 @@ impl Xattrs {
         let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for (name, value) in items {
             let lossy = || String::from_utf8_lossy(name).into_owned();
-            let err = |reason| Error::Xattr {
-                object,
-                name: lossy(),
-                reason,
-            };
+            let err = |reason| Error::Xattr { object, name: lossy(), reason };
             let Some((&0, bare)) = name.split_last() else {
                 return Err(err("name is not NUL-terminated"));
             };

@@ -1,0 +1,144 @@
+//! Command-line parsing and output; no domain logic lives here.
+//!
+//! Exit status (CLI.md): 0 success, 1 failure with one `error: ...` line on
+//! stderr, 2 usage error (clap), and a broken pipe on stdout exits 0.
+
+mod output;
+mod repo_cmd;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::progress::{Bar, JsonLines, NoProgress, Progress};
+
+pub use output::API_VERSION;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, nothing otherwise.
+    Auto,
+    /// Always a bar.
+    Bar,
+    /// JSON Lines on stderr.
+    Json,
+    /// Nothing.
+    None,
+}
+
+/// Image-based, immutable OS updates in the OSTree tradition.
+#[derive(Debug, Parser)]
+#[command(name = "photon-upgrade", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Repository to use [default: <sysroot>/ostree/repo].
+    #[arg(long, global = true, value_name = "PATH", env = "PHOTON_UPGRADE_REPO")]
+    pub repo: Option<PathBuf>,
+    /// Root of the system to manage.
+    #[arg(long, global = true, value_name = "PATH", default_value = "/")]
+    pub sysroot: PathBuf,
+    /// Print results as one JSON document (where a command prints a result).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More detail on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Progress display.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build-server and inspection commands on a repository.
+    #[command(subcommand)]
+    Repo(repo_cmd::RepoCommand),
+    /// Generated files: man pages, shell completions.
+    #[command(subcommand, hide = true)]
+    Internals(Internals),
+}
+
+/// Generators for packaging.
+#[derive(Debug, Subcommand)]
+pub enum Internals {
+    /// Write man pages into DIR.
+    Man {
+        /// Output directory.
+        dir: PathBuf,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Cli {
+    /// The repository path: `--repo`, else `<sysroot>/ostree/repo`.
+    pub fn repo_path(&self) -> PathBuf {
+        self.repo.clone().unwrap_or_else(|| self.sysroot.join("ostree/repo"))
+    }
+
+    /// The progress sink the options ask for.
+    pub fn progress(&self) -> Box<dyn Progress> {
+        match self.progress {
+            ProgressMode::Json => Box::new(JsonLines::new()),
+            ProgressMode::Bar => Box::new(Bar::new()),
+            ProgressMode::Auto if !self.quiet && std::io::stderr().is_terminal() => Box::new(Bar::new()),
+            _ => Box::new(NoProgress),
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Repo(cmd) => repo_cmd::run(cli, cmd),
+        Command::Internals(Internals::Man { dir }) => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(Cli::command(), dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Internals(Internals::Completions { shell }) => {
+            clap_complete::generate(*shell, &mut Cli::command(), "photon-upgrade", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, the whole chain (ripgrep's `{:#}`).
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
