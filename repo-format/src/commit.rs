@@ -4,7 +4,7 @@ use gvariant::{Marker, Structure, gv};
 
 use gvariant::aligned_bytes::AsAligned;
 
-use crate::gv::{aligned, check_normal_form};
+use crate::gv::{aligned, c_str, check_normal_form};
 use crate::metadata::{Metadata, Value};
 use crate::{Checksum, Error};
 
@@ -56,13 +56,13 @@ impl Commit {
             None => &[],
         };
         let related: Vec<(&str, &[u8])> =
-            self.related.iter().map(|(n, c)| (n.as_str(), c.as_bytes().as_slice())).collect();
+            self.related.iter().map(|(n, c)| (c_str(n), c.as_bytes().as_slice())).collect();
         let value = (
             &meta,
             parent,
             &related,
-            self.subject.as_str(),
-            self.body.as_str(),
+            c_str(&self.subject),
+            c_str(&self.body),
             self.timestamp.to_be(),
             self.root_tree.as_bytes().as_slice(),
             self.root_meta.as_bytes().as_slice(),

@@ -11,7 +11,7 @@ use gvariant::{Marker, Structure, gv};
 
 use gvariant::aligned_bytes::AsAligned;
 
-use crate::gv::{MAX_METADATA_SIZE, aligned, check_normal_form};
+use crate::gv::{MAX_METADATA_SIZE, aligned, c_str, check_normal_form};
 use crate::mode::{is_reg, is_symlink, validate_file_mode};
 use crate::{Checksum, Error, Hasher, Xattrs};
 
@@ -54,6 +54,9 @@ impl FileHeader {
             if self.symlink_target.is_empty() {
                 return Err(field("symlink with an empty target"));
             }
+            if self.symlink_target.contains('\0') {
+                return Err(field("contains a NUL byte"));
+            }
             if self.symlink_target.len() > MAX_SYMLINK_TARGET {
                 return Err(field("longer than PATH_MAX"));
             }
@@ -74,7 +77,7 @@ impl FileHeader {
             self.gid.to_be(),
             self.mode.to_be(),
             0u32,
-            self.symlink_target.as_str(),
+            c_str(&self.symlink_target),
             &x,
         ))
     }
@@ -94,7 +97,7 @@ impl FileHeader {
             self.gid.to_be(),
             self.mode.to_be(),
             0u32,
-            self.symlink_target.as_str(),
+            c_str(&self.symlink_target),
             &x,
         )))
     }

@@ -33,6 +33,14 @@ pub(crate) fn check_normal_form(object: &'static str, input: &[u8], normal: &[u8
     Err(Error::NotNormalForm { object, offset, len: input.len() })
 }
 
+/// The part of `s` before its first NUL: how C code (and GLib) reads a
+/// string. Serializers pass every `s` field through this, so a string that
+/// holds a NUL (which a caller should have refused) can never make the
+/// `gvariant` serializer fail; parsers refuse such strings anyway.
+pub(crate) fn c_str(s: &str) -> &str {
+    s.split('\0').next().unwrap_or("")
+}
+
 /// True if `t` is exactly one complete GVariant type string.
 pub fn is_valid_type_string(t: &[u8]) -> bool {
     matches!(parse_one_type(t, 0), Some(end) if end == t.len())

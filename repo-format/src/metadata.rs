@@ -11,7 +11,7 @@ use gvariant::{Marker, SerializeTo, Structure, gv};
 use crate::Error;
 use gvariant::aligned_bytes::AsAligned;
 
-use crate::gv::{aligned, check_normal_form, is_valid_type_string};
+use crate::gv::{aligned, c_str, check_normal_form, is_valid_type_string};
 
 /// One variant value: its GVariant type string and its serialized bytes.
 #[derive(Clone, PartialEq, Eq)]
@@ -70,11 +70,11 @@ impl Value {
     }
     /// A string, `s`.
     pub fn new_str(s: &str) -> Self {
-        Self::with("s", gv!("s").serialize_to_vec(s))
+        Self::with("s", gv!("s").serialize_to_vec(c_str(s)))
     }
     /// A string list, `as`.
     pub fn new_strs<S: AsRef<str>>(items: &[S]) -> Self {
-        let v: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+        let v: Vec<&str> = items.iter().map(|s| c_str(s.as_ref())).collect();
         Self::with("as", gv!("as").serialize_to_vec(&v))
     }
     /// A boolean, `b`.
@@ -110,7 +110,7 @@ impl Value {
         if self.type_str != "s" {
             return None;
         }
-        roundtrip!("s", &self.data, |v: &gvariant::Str| v.to_str().to_owned(), got => got.as_str())
+        roundtrip!("s", &self.data, |v: &gvariant::Str| v.to_str().to_owned(), got => c_str(&got))
     }
     /// The strings, if this is a well-formed `as`.
     pub fn as_strs(&self) -> Option<Vec<String>> {
@@ -124,7 +124,7 @@ impl Value {
                 .iter()
                 .map(|s| s.to_str().to_owned())
                 .collect::<Vec<_>>(),
-            got => got.iter().map(String::as_str)
+            got => got.iter().map(|s| c_str(s))
         )
     }
     /// The boolean, if this is a well-formed `b`.
@@ -267,7 +267,7 @@ impl Metadata {
 
     /// Serializes to `a{sv}` normal form.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let items: Vec<(&str, &Value)> = self.entries.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let items: Vec<(&str, &Value)> = self.entries.iter().map(|(k, v)| (c_str(k), v)).collect();
         gv!("a{sv}").serialize_to_vec(&items)
     }
 

@@ -15,7 +15,7 @@ use repo_format::{Checksum, Commit, DirMeta, DirTree, Metadata, ObjectType};
 
 use super::Repo;
 use super::commit::hash_reader;
-use super::traverse::{ObjectName, commit_objects, is_missing};
+use super::traverse::{ObjectName, Walk, commit_objects};
 use crate::progress::{Progress, Unit};
 
 /// One problem found.
@@ -139,13 +139,9 @@ pub fn fsck(repo: &Repo, delete_corrupt: bool, progress: &dyn Progress) -> Resul
             report.partial_commits += 1;
         }
         let mut needed = HashSet::new();
-        if let Err(e) = commit_objects(repo, c, &mut needed, true)
-            && !is_missing(&e)
-        {
-            // A corrupt dirtree stops the walk; it is reported above.
-            damaged_commits.push(*c);
-            continue;
-        }
+        // Corrupt and missing dirtrees end their branch of the walk; both
+        // are reported (corrupt above, missing below).
+        commit_objects(repo, c, &mut needed, Walk::SkipUnreadable)?;
         let mut commit_damaged = false;
         for obj in &needed {
             if bad.contains(obj) {

@@ -243,8 +243,14 @@ impl Repo {
                     if size > repo_format::file::MAX_SYMLINK_TARGET as u64 {
                         bail!("{}: symlink target too long", shown());
                     }
-                    let mut target = String::new();
-                    (&f).read_to_string(&mut target).with_context(|| format!("{}: symlink target", shown()))?;
+                    let mut raw = Vec::new();
+                    (&f).read_to_end(&mut raw).with_context(|| format!("{}: symlink target", shown()))?;
+                    // OSTree stores the target with its C terminator.
+                    if raw.last() == Some(&0) {
+                        raw.pop();
+                    }
+                    let target =
+                        String::from_utf8(raw).map_err(|_| anyhow!("{}: symlink target is not UTF-8", shown()))?;
                     let header = FileHeader {
                         uid: meta.uid,
                         gid: meta.gid,

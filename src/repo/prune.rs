@@ -14,7 +14,7 @@ use repo_format::{Checksum, ObjectType};
 
 use super::Repo;
 use super::fsck::list_objects;
-use super::traverse::{ObjectName, commit_objects, history};
+use super::traverse::{ObjectName, Walk, commit_objects, history};
 
 /// What to keep.
 #[derive(Debug, Clone, Default)]
@@ -69,13 +69,13 @@ pub fn prune(repo: &Repo, opts: &PruneOptions) -> Result<PruneReport> {
             None => history(repo, &c, opts.depth)?,
         };
         for h in commits {
-            commit_objects(repo, &h, &mut keep, true)?;
+            commit_objects(repo, &h, &mut keep, Walk::SkipMissing)?;
         }
     }
     if !refs_only {
         for (c, t) in &objects {
             if *t == ObjectType::Commit && !keep.contains(&(*c, *t)) {
-                commit_objects(repo, c, &mut keep, true)?;
+                commit_objects(repo, c, &mut keep, Walk::SkipMissing)?;
             }
         }
     }

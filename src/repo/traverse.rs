@@ -13,11 +13,11 @@ pub type ObjectName = (Checksum, ObjectType);
 /// Collects what `commit` needs into `out`: the commit, its detached
 /// metadata if present, and its whole tree. Dirtrees already in `out` are
 /// not walked again, so walking many similar commits costs little.
-/// A missing object is an error unless `missing_ok` (partial commits, prune).
-pub fn commit_objects(repo: &Repo, commit: &Checksum, out: &mut HashSet<ObjectName>, missing_ok: bool) -> Result<()> {
+/// Unreadable objects are errors unless `walk` says to skip them.
+pub fn commit_objects(repo: &Repo, commit: &Checksum, out: &mut HashSet<ObjectName>, walk: Walk) -> Result<()> {
     let c = match repo.load_commit(commit) {
         Ok(c) => c,
-        Err(e) if missing_ok && is_missing(&e) => return Ok(()),
+        Err(e) if walk.skips(&e) => return Ok(()),
         Err(e) => return Err(e),
     };
     out.insert((*commit, ObjectType::Commit));
@@ -25,7 +25,28 @@ pub fn commit_objects(repo: &Repo, commit: &Checksum, out: &mut HashSet<ObjectNa
         out.insert((*commit, ObjectType::CommitMeta));
     }
     out.insert((c.root_meta, ObjectType::DirMeta));
-    tree_objects(repo, &c.root_tree, out, missing_ok)
+    tree_objects(repo, &c.root_tree, out, walk)
+}
+
+/// What a walk does with an object it cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Every object must be present and valid.
+    Strict,
+    /// Missing objects are skipped (partial commits); corrupt ones are errors.
+    SkipMissing,
+    /// Missing and corrupt objects are skipped (fsck reports them itself).
+    SkipUnreadable,
+}
+
+impl Walk {
+    fn skips(self, e: &anyhow::Error) -> bool {
+        match self {
+            Walk::Strict => false,
+            Walk::SkipMissing => is_missing(e),
+            Walk::SkipUnreadable => true,
+        }
+    }
 }
 
 /// True if `e` is (caused by) a missing object.
@@ -34,7 +55,7 @@ pub fn is_missing(e: &anyhow::Error) -> bool {
 }
 
 /// Collects a dirtree and everything below it.
-pub fn tree_objects(repo: &Repo, tree: &Checksum, out: &mut HashSet<ObjectName>, missing_ok: bool) -> Result<()> {
+pub fn tree_objects(repo: &Repo, tree: &Checksum, out: &mut HashSet<ObjectName>, walk: Walk) -> Result<()> {
     let mut stack = vec![*tree];
     while let Some(t) = stack.pop() {
         if !out.insert((t, ObjectType::DirTree)) {
@@ -42,7 +63,7 @@ pub fn tree_objects(repo: &Repo, tree: &Checksum, out: &mut HashSet<ObjectName>,
         }
         let dt = match repo.load_dirtree(&t) {
             Ok(dt) => dt,
-            Err(e) if missing_ok && is_missing(&e) => continue,
+            Err(e) if walk.skips(&e) => continue,
             Err(e) => return Err(e),
         };
         for f in dt.files() {

@@ -303,8 +303,10 @@ impl<'r> Transaction<'r> {
                 w.write_all(&header.to_archive_header(0))?;
                 w.flush()?;
             } else {
-                // bare-user: the target is the file's content.
+                // bare-user: the target is the file's content, NUL-terminated
+                // as OSTree writes it.
                 (&f).write_all(header.symlink_target.as_bytes())?;
+                (&f).write_all(b"\0")?;
             }
             0
         } else if mode == RepoMode::Archive {
@@ -362,10 +364,14 @@ impl<'r> Transaction<'r> {
     /// Makes every staged object durable and visible, then removes the
     /// staging directory.
     pub fn commit(mut self) -> Result<TxnStats> {
-        let staged: Vec<(Checksum, ObjectType)> = {
+        let mut staged: Vec<(Checksum, ObjectType)> = {
             let mut set = self.staged.lock().map_err(|_| anyhow!("staging set poisoned"))?;
             set.drain().collect()
         };
+        // Leaves before what refers to them: a crash between two renames can
+        // leave unreferenced objects, never a commit whose tree is not
+        // complete. Renames within one filesystem reach the journal in order.
+        staged.sort_by_key(|(c, t)| (rename_rank(*t), *c));
         // One flush for the whole batch, before any object becomes visible.
         self.staging.syncfs().context("syncing staged objects")?;
         let mode = self.repo.mode();
@@ -408,6 +414,20 @@ impl Drop for Transaction<'_> {
             // Abandoned: nothing was made visible; discard what was staged.
             let _ = self.repo.tmp_dir().remove_all(&self.staging_name);
         }
+    }
+}
+
+/// Order of object kinds when they are moved into place. Dirtrees refer to
+/// other dirtrees, so until the last of them is in place a tree may be
+/// incomplete; only commits make a tree reachable, and they go last.
+fn rename_rank(t: ObjectType) -> u8 {
+    match t {
+        ObjectType::File => 0,
+        ObjectType::DirMeta => 1,
+        ObjectType::DirTree => 2,
+        ObjectType::CommitMeta => 3,
+        ObjectType::Commit => 4,
+        ObjectType::TombstoneCommit => 5,
     }
 }
 

@@ -1,0 +1,9 @@
+//! Integration tests: drive the built binary, with the real `ostree` CLI as
+//! the oracle (STYLE.md "Tests"). One test binary, one module per area.
+
+mod util;
+
+mod repo_cli;
+mod repo_crash;
+mod repo_fsck;
+mod repo_interop;
