@@ -31,6 +31,7 @@ pub struct CheckoutOptions {
 
 /// What a checkout did.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CheckoutStats {
     /// Files and symlinks created.
     pub files: u64,

@@ -49,6 +49,7 @@ pub struct ChecksumMismatch {
 
 /// Counts of what a transaction wrote.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TxnStats {
     /// New metadata objects.
     pub metadata_objects: u64,
