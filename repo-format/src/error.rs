@@ -112,6 +112,17 @@ pub enum Error {
         /// The key.
         key: String,
     },
+    /// A metadata dictionary has an empty key (OSTree refuses these).
+    #[error("metadata has an empty key")]
+    EmptyKey,
+    /// A metadata value is not a normal-form value of its type.
+    #[error("metadata key {key:?}: value is not a well-formed {type_str:?}")]
+    MetadataValue {
+        /// The key.
+        key: String,
+        /// The value's type string.
+        type_str: String,
+    },
     /// A variant holds something that is not a single complete GVariant type.
     #[error("metadata key {key:?} holds an invalid GVariant type string {found:?}")]
     TypeString {

@@ -30,6 +30,7 @@ pub mod metadata;
 pub mod mode;
 pub mod name;
 pub mod objtype;
+pub mod variant;
 pub mod xattrs;
 
 pub use checksum::{Checksum, ChecksumError, Hasher};

@@ -9,6 +9,7 @@
 use gvariant::{Marker, SerializeTo, Structure, gv};
 
 use crate::Error;
+use crate::variant::{self, Dyn, Type};
 use gvariant::aligned_bytes::AsAligned;
 
 use crate::gv::{aligned, c_str, check_normal_form, is_valid_type_string};
@@ -18,35 +19,6 @@ use crate::gv::{aligned, c_str, check_normal_form, is_valid_type_string};
 pub struct Value {
     type_str: String,
     data: Vec<u8>,
-}
-
-/// A value decoded into a Rust type, for display.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decoded {
-    /// `s`
-    Str(String),
-    /// `as`
-    Strs(Vec<String>),
-    /// `b`
-    Bool(bool),
-    /// `y`
-    Byte(u8),
-    /// `u` (as framed; OSTree stores some fields big-endian)
-    U32(u32),
-    /// `i`
-    I32(i32),
-    /// `t` (as framed; OSTree stores timestamps big-endian)
-    U64(u64),
-    /// `x`
-    I64(i64),
-    /// `ay`
-    Bytes(Vec<u8>),
-    /// `aay`
-    ByteArrays(Vec<Vec<u8>>),
-    /// `a{sv}`
-    Dict(Metadata),
-    /// Any other type: left as bytes.
-    Other,
 }
 
 macro_rules! roundtrip {
@@ -63,10 +35,9 @@ impl Value {
     fn with(type_str: &str, data: Vec<u8>) -> Self {
         Self { type_str: type_str.to_owned(), data }
     }
-    /// A raw value; `type_str` must be one complete GVariant type. The data is
-    /// taken as given (it is checked when read with one of the `as_` methods).
+    /// A raw value: `data` must be a normal-form value of `type_str`.
     pub fn from_parts(type_str: &str, data: Vec<u8>) -> Option<Self> {
-        is_valid_type_string(type_str.as_bytes()).then(|| Self::with(type_str, data))
+        variant::is_normal_form(type_str.as_bytes(), &data).then(|| Self::with(type_str, data))
     }
     /// A string, `s`.
     pub fn new_str(s: &str) -> Self {
@@ -168,35 +139,20 @@ impl Value {
         Metadata::from_bytes(&self.data).ok()
     }
 
-    fn as_fixed<const N: usize>(&self, t: &str) -> Option<[u8; N]> {
-        (self.type_str == t).then(|| self.data.as_slice().try_into().ok()).flatten()
-    }
-
-    /// Decodes the common types; anything else (or anything malformed) is `Other`.
-    pub fn decode(&self) -> Decoded {
-        let d = match self.type_str.as_str() {
-            "s" => self.as_str().map(Decoded::Str),
-            "as" => self.as_strs().map(Decoded::Strs),
-            "b" => self.as_bool().map(Decoded::Bool),
-            "y" => self.as_fixed::<1>("y").map(|b| Decoded::Byte(b[0])),
-            "u" => self.as_fixed::<4>("u").map(|b| Decoded::U32(u32::from_le_bytes(b))),
-            "i" => self.as_fixed::<4>("i").map(|b| Decoded::I32(i32::from_le_bytes(b))),
-            "t" => self.as_u64().map(Decoded::U64),
-            "x" => self.as_fixed::<8>("x").map(|b| Decoded::I64(i64::from_le_bytes(b))),
-            "ay" => self.as_bytes().map(Decoded::Bytes),
-            "aay" => self.as_byte_arrays().map(Decoded::ByteArrays),
-            "a{sv}" => self.as_dict().map(Decoded::Dict),
-            _ => None,
-        };
-        d.unwrap_or(Decoded::Other)
+    /// The value decoded whatever its type, with the type; `None` if the
+    /// bytes are not a normal-form value of the type.
+    pub fn decode(&self) -> Option<(Type, Dyn)> {
+        let ty = Type::parse(self.type_str.as_bytes())?;
+        let v = variant::decode(&ty, &self.data)?;
+        (variant::encode(&ty, &v)? == self.data).then_some((ty, v))
     }
 }
 
 impl std::fmt::Debug for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.decode() {
-            Decoded::Other => write!(f, "<{} {} bytes>", self.type_str, self.data.len()),
-            d => write!(f, "{d:?}"),
+            Some((_, v)) => write!(f, "{}", variant::to_text(&v)),
+            None => write!(f, "<malformed {} {} bytes>", self.type_str, self.data.len()),
         }
     }
 }
@@ -255,8 +211,16 @@ impl Metadata {
             if !is_valid_type_string(type_str) {
                 return Err(Error::TypeString { key, found: String::from_utf8_lossy(type_str).into_owned() });
             }
+            if key.is_empty() {
+                return Err(Error::EmptyKey);
+            }
             if entries.iter().any(|(k, _)| *k == key) {
                 return Err(Error::DuplicateKey { key });
+            }
+            // OSTree checks whole commits with g_variant_is_normal_form, values
+            // included; the enclosing check cannot see inside a variant.
+            if !variant::is_normal_form(type_str, vdata) {
+                return Err(Error::MetadataValue { key, type_str: String::from_utf8_lossy(type_str).into_owned() });
             }
             // Valid type strings are ASCII.
             let type_str = String::from_utf8_lossy(type_str).into_owned();

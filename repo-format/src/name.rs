@@ -24,9 +24,9 @@ pub enum NameError {
     /// The name is not valid UTF-8.
     #[error("name is not valid UTF-8")]
     NotUtf8,
-    /// A ref or remote name has a character outside `[A-Za-z0-9_.-]`, or a
-    /// component starts with `.` or `-`.
-    #[error("ref components must match [A-Za-z0-9_][A-Za-z0-9_.-]*")]
+    /// A ref or remote name has a character that is not a letter, digit,
+    /// `_`, `.` or `-`, or a component starts with `.` or `-`.
+    #[error("ref components must be letters, digits, '_', '.' or '-', not starting with '.' or '-'")]
     BadRefChar,
     /// The name is longer than the filesystem allows for one component.
     #[error("name is longer than {MAX_NAME_LEN} bytes")]
@@ -57,21 +57,23 @@ pub fn validate_filename(name: &[u8]) -> Result<&str, NameError> {
     std::str::from_utf8(name).map_err(|_| NameError::NotUtf8)
 }
 
+/// GLib's `\w` (PCRE with Unicode properties): letters, digits, underscore.
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
 fn validate_ref_fragment(part: &str) -> Result<(), NameError> {
-    let mut bytes = part.bytes();
-    let first = bytes.next().ok_or(NameError::Empty)?;
-    if !(first.is_ascii_alphanumeric() || first == b'_') {
+    let mut chars = part.chars();
+    let first = chars.next().ok_or(NameError::Empty)?;
+    if !is_word(first) {
         return Err(NameError::BadRefChar);
     }
-    if bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
-        Ok(())
-    } else {
-        Err(NameError::BadRefChar)
-    }
+    if chars.all(|c| is_word(c) || matches!(c, '-' | '.')) { Ok(()) } else { Err(NameError::BadRefChar) }
 }
 
 /// Checks a ref name such as `os/x86_64/stable` (OSTree's `OSTREE_REF_REGEXP`:
-/// `/`-separated components, each `[\w\d][-._\w\d]*`).
+/// `/`-separated components, each `[\w\d][-._\w\d]*`, where GLib's `\w`
+/// includes non-ASCII letters, so `café/x` is a valid ref).
 pub fn validate_ref(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -162,6 +164,8 @@ mod tests {
             ("a b", false),
             ("a:b", false),
             ("a/../b", false),
+            ("caf\u{e9}/x", true),
+            ("a\u{2028}", false),
         ];
         for (name, ok) in cases {
             assert_eq!(validate_ref(name).is_ok(), *ok, "{name:?}");

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use flate2::read::DeflateDecoder;
 use repo_format::file::{content_checksum, parse_archive_header};
-use repo_format::metadata::Decoded;
 use repo_format::mode::{S_IFMT, S_IFREG, is_symlink};
+use repo_format::variant::{Dyn, Type};
 use repo_format::{Checksum, Commit, DirMeta, DirTree, FileHeader, Metadata, Value, Xattrs};
 use serde_json::Value as Json;
 
@@ -107,35 +107,57 @@ fn hashes_to_name(bytes: &[u8], name: Checksum) -> Result {
 /// `g_variant_print(.., TRUE)` after `g_variant_byteswap` (ostree's
 /// `ot_dump_variant` swaps on little-endian hosts, so numbers show swapped).
 fn gvariant_text(v: &Value) -> Result<String> {
-    let quote = |s: &str| {
-        if s.chars().any(|c| c == '\'' || c == '\\' || c.is_control()) {
-            Err(format!("string {s:?} needs GVariant escapes this printer does not do"))
-        } else {
-            Ok(format!("'{s}'"))
+    let (ty, d) = v.decode().ok_or_else(|| format!("value of type {} does not decode", v.type_str()))?;
+    text(&ty, &d)
+}
+
+fn quote(s: &str) -> Result<String> {
+    if s.chars().any(|c| c == '\'' || c == '\\' || c.is_control()) {
+        Err(format!("string {s:?} needs GVariant escapes this printer does not do"))
+    } else {
+        Ok(format!("'{s}'"))
+    }
+}
+
+fn text(ty: &Type, d: &Dyn) -> Result<String> {
+    Ok(match (ty, d) {
+        (Type::Str, Dyn::Str(s)) => quote(s)?,
+        (Type::Bool, Dyn::Bool(b)) => b.to_string(),
+        (Type::Byte, Dyn::Byte(b)) => format!("byte 0x{b:02x}"),
+        (Type::U32, Dyn::U32(n)) => format!("uint32 {}", n.swap_bytes()),
+        (Type::I32, Dyn::I32(n)) => n.swap_bytes().to_string(),
+        (Type::U64, Dyn::U64(n)) => format!("uint64 {}", n.swap_bytes()),
+        (Type::I64, Dyn::I64(n)) => format!("int64 {}", n.swap_bytes()),
+        (Type::Array(t), Dyn::Array(items)) if items.is_empty() => format!(
+            "@a{} {}",
+            t.to_type_string(),
+            match t.as_ref() {
+                Type::DictEntry(..) => "{}",
+                _ => "[]",
+            }
+        ),
+        (Type::Array(t), Dyn::Array(items)) if **t == Type::Byte => {
+            let bytes: Vec<u8> =
+                items.iter().filter_map(|b| if let Dyn::Byte(b) = b { Some(*b) } else { None }).collect();
+            // GLib prints a NUL-terminated `ay` as b'...'; the vectors hold none.
+            if bytes.last() == Some(&0) {
+                return Err("NUL-terminated ay: no printer".into());
+            }
+            let rest: String = bytes[1..].iter().map(|x| format!(", 0x{x:02x}")).collect();
+            format!("[byte 0x{:02x}{rest}]", bytes[0])
         }
-    };
-    Ok(match (v.type_str(), v.decode()) {
-        ("s", Decoded::Str(s)) => quote(&s)?,
-        ("as", Decoded::Strs(l)) if l.is_empty() => "@as []".to_owned(),
-        ("as", Decoded::Strs(l)) => format!("[{}]", l.iter().map(|s| quote(s)).collect::<Result<Vec<_>>>()?.join(", ")),
-        ("b", Decoded::Bool(b)) => b.to_string(),
-        ("y", Decoded::Byte(b)) => format!("byte 0x{b:02x}"),
-        ("u", Decoded::U32(n)) => format!("uint32 {}", n.swap_bytes()),
-        ("i", Decoded::I32(n)) => n.swap_bytes().to_string(),
-        ("t", Decoded::U64(n)) => format!("uint64 {}", n.swap_bytes()),
-        ("x", Decoded::I64(n)) => format!("int64 {}", n.swap_bytes()),
-        ("ay", Decoded::Bytes(b)) if b.is_empty() => "@ay []".to_owned(),
-        // GLib prints a NUL-terminated `ay` as b'...'; the vectors hold none.
-        ("ay", Decoded::Bytes(b)) if b.last() != Some(&0) => {
-            let rest: String = b[1..].iter().map(|x| format!(", 0x{x:02x}")).collect();
-            format!("[byte 0x{:02x}{rest}]", b[0])
-        }
-        ("a{sv}", Decoded::Dict(m)) if m.is_empty() => "@a{sv} {}".to_owned(),
-        ("a{sv}", Decoded::Dict(m)) => {
-            let items = m.iter().map(|(k, v)| Ok(format!("{}: <{}>", quote(k)?, gvariant_text(v)?)));
-            format!("{{{}}}", items.collect::<Result<Vec<_>>>()?.join(", "))
-        }
-        (t, d) => return Err(format!("no GVariant text printer for type {t} ({d:?})")),
+        (Type::Array(t), Dyn::Array(items)) => match t.as_ref() {
+            Type::DictEntry(k, v) => {
+                let entries = items.iter().map(|e| match e {
+                    Dyn::Tuple(kv) if kv.len() == 2 => Ok(format!("{}: {}", text(k, &kv[0])?, text(v, &kv[1])?)),
+                    other => Err(format!("bad dict entry {other:?}")),
+                });
+                format!("{{{}}}", entries.collect::<Result<Vec<_>>>()?.join(", "))
+            }
+            _ => format!("[{}]", items.iter().map(|i| text(t, i)).collect::<Result<Vec<_>>>()?.join(", ")),
+        },
+        (Type::Variant, Dyn::Variant(t, c)) => format!("<{}>", text(t, c)?),
+        (t, d) => return Err(format!("no GVariant text printer for type {} ({d:?})", t.to_type_string())),
     })
 }
 

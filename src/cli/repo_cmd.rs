@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use repo_format::metadata::Decoded;
 use repo_format::mode::{is_dir, is_symlink};
+use repo_format::variant::{Dyn, Type};
 use repo_format::{Checksum, Commit, Metadata};
 use serde::Serialize;
 use serde_json::json;
@@ -327,18 +327,55 @@ struct CommitInfo {
 
 fn value_json(v: &repo_format::Value) -> serde_json::Value {
     match v.decode() {
-        Decoded::Str(s) => json!(s),
-        Decoded::Strs(s) => json!(s),
-        Decoded::Bool(b) => json!(b),
-        Decoded::Byte(b) => json!(b),
-        Decoded::U32(n) => json!(n),
-        Decoded::I32(n) => json!(n),
-        Decoded::U64(n) => json!(n),
-        Decoded::I64(n) => json!(n),
-        Decoded::Bytes(b) => json!({"type": "ay", "hex": hex::encode(b)}),
-        Decoded::ByteArrays(b) => json!({"type": "aay", "hex": b.iter().map(hex::encode).collect::<Vec<_>>()}),
-        Decoded::Dict(m) => serde_json::Value::Object(metadata_json(&m)),
-        Decoded::Other => json!({"type": v.type_str(), "hex": hex::encode(v.data())}),
+        Some((ty, d)) => dyn_json(&ty, &d),
+        None => json!({"type": v.type_str(), "hex": hex::encode(v.data())}),
+    }
+}
+
+/// JSON for any GVariant value: byte arrays as hex, string-keyed
+/// dictionaries as objects, tuples as arrays.
+fn dyn_json(ty: &Type, v: &Dyn) -> serde_json::Value {
+    match (ty, v) {
+        (Type::Array(t), Dyn::Array(items)) if **t == Type::Byte => {
+            json!(hex::encode(
+                items.iter().filter_map(|b| if let Dyn::Byte(b) = b { Some(*b) } else { None }).collect::<Vec<u8>>()
+            ))
+        }
+        (Type::Array(t), Dyn::Array(items)) => match t.as_ref() {
+            Type::DictEntry(k, val) if **k == Type::Str => serde_json::Value::Object(
+                items
+                    .iter()
+                    .filter_map(|e| match e {
+                        Dyn::Tuple(kv) => match kv.as_slice() {
+                            [Dyn::Str(key), value] => Some((key.clone(), dyn_json(val, value))),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => json!(items.iter().map(|i| dyn_json(t, i)).collect::<Vec<_>>()),
+        },
+        (Type::Tuple(ts), Dyn::Tuple(items)) => {
+            json!(ts.iter().zip(items).map(|(t, i)| dyn_json(t, i)).collect::<Vec<_>>())
+        }
+        (Type::DictEntry(k, val), Dyn::Tuple(items)) => match items.as_slice() {
+            [a, b] => json!([dyn_json(k, a), dyn_json(val, b)]),
+            _ => serde_json::Value::Null,
+        },
+        (Type::Variant, Dyn::Variant(t, c)) => dyn_json(t, c),
+        (Type::Maybe(t), Dyn::Maybe(m)) => m.as_ref().map_or(serde_json::Value::Null, |c| dyn_json(t, c)),
+        (_, Dyn::Bool(b)) => json!(b),
+        (_, Dyn::Byte(n)) => json!(n),
+        (_, Dyn::I16(n)) => json!(n),
+        (_, Dyn::U16(n)) => json!(n),
+        (_, Dyn::I32(n) | Dyn::Handle(n)) => json!(n),
+        (_, Dyn::U32(n)) => json!(n),
+        (_, Dyn::I64(n)) => json!(n),
+        (_, Dyn::U64(n)) => json!(n),
+        (_, Dyn::Double(n)) => json!(n),
+        (_, Dyn::Str(s)) => json!(s),
+        _ => serde_json::Value::Null,
     }
 }
 

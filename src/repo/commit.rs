@@ -247,8 +247,11 @@ fn special_file_error(path: &Path) -> anyhow::Error {
     )
 }
 
+/// Xattrs of a source entry as OSTree commits them: without our own
+/// `user.ostreemeta`, and without empty values, which libglnx's
+/// `read_xattr_name_array` skips (so the ids would differ otherwise).
 fn disk_xattrs(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Xattrs> {
-    canonical_xattrs(pairs.into_iter().filter(|(k, _)| k != OSTREEMETA_XATTR.as_bytes()).collect())
+    canonical_xattrs(pairs.into_iter().filter(|(k, v)| k != OSTREEMETA_XATTR.as_bytes() && !v.is_empty()).collect())
 }
 
 // ---------------------------------------------------------------- directories

@@ -179,6 +179,8 @@ pub fn fixture_tree(root: &Path, owners: bool) {
     fs::hard_link(root.join("usr/bin/tool"), root.join("usr/bin/tool-hardlink")).expect("hardlink");
     setxattr(&root.join("usr/bin/tool"), "user.checksum", "abc");
     setxattr(&root.join("etc"), "user.dir-attr", "on a directory");
+    // An empty value: OSTree leaves it out of the object.
+    sh("setfattr", &["-n", "user.empty", root.join("etc/os-release").to_str().expect("utf-8")]).ok();
     if owners {
         sh("chown", &["-h", "1234:5678", root.join("etc/ssh/key").to_str().expect("utf-8")]).ok();
         sh("chown", &["-h", "42:43", root.join("usr/bin/relative-link").to_str().expect("utf-8")]).ok();
@@ -199,7 +201,9 @@ pub fn describe_tree(root: &Path, with_owner: bool) -> Vec<String> {
             parts.truncate(2);
         }
         let xattrs = sh("getfattr", &["-h", "-d", "-m", "-", "--absolute-names", p.to_str().expect("utf-8")]).ok();
-        let xattrs: Vec<&str> = xattrs.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+        // Empty values are not stored by OSTree (or us): leave them out.
+        let xattrs: Vec<&str> =
+            xattrs.lines().filter(|l| !l.starts_with('#') && !l.is_empty() && !l.ends_with("=\"\"")).collect();
         let meta = fs::symlink_metadata(&p).expect("lstat");
         let detail = if meta.file_type().is_symlink() {
             fs::read_link(&p).expect("readlink").display().to_string()
