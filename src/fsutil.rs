@@ -205,6 +205,18 @@ impl Dir {
         }
     }
 
+    /// Opens `name` for reading and writing, creating it (mode 0644) if
+    /// absent; never follows a symlink. For lock files.
+    pub fn create_file_or_open(&self, name: impl AsRef<Path>) -> io::Result<File> {
+        let fd = cvt(rustix::fs::openat(
+            &self.fd,
+            name.as_ref(),
+            OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY,
+            mode(0o644),
+        ))?;
+        Ok(File::from(fd))
+    }
+
     /// A fresh temp name (nothing created), for symlinks and directories.
     pub fn temp_name(&self, tag: &str) -> io::Result<String> {
         temp_name(tag)
@@ -502,6 +514,12 @@ pub fn fd_get_xattr(fd: impl AsFd, key: &str) -> io::Result<Option<Vec<u8>>> {
 /// Sets one xattr on an open file.
 pub fn fd_set_xattr(fd: impl AsFd, key: &[u8], value: &[u8]) -> io::Result<()> {
     cvt(rustix::fs::fsetxattr(fd.as_fd(), OsStr::from_bytes(key), value, rustix::fs::XattrFlags::empty()))
+}
+
+/// Takes an exclusive `flock` on an open file, waiting for other holders;
+/// released when the file is closed.
+pub fn lock_file_exclusive(f: &File) -> io::Result<()> {
+    cvt(rustix::fs::flock(f, rustix::fs::FlockOperation::LockExclusive))
 }
 
 /// Sets the permission bits of an open file.

@@ -9,3 +9,4 @@ pub mod cli;
 pub mod fsutil;
 pub mod progress;
 pub mod repo;
+pub mod sign;

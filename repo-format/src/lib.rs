@@ -30,6 +30,8 @@ pub mod metadata;
 pub mod mode;
 pub mod name;
 pub mod objtype;
+pub mod sign;
+pub mod summary;
 pub mod variant;
 pub mod xattrs;
 
@@ -43,4 +45,5 @@ pub use gv::{MAX_METADATA_SIZE, is_valid_type_string};
 pub use metadata::{Metadata, Value};
 pub use name::{NameError, ValidName};
 pub use objtype::ObjectType;
+pub use summary::{Summary, SummaryRef};
 pub use xattrs::Xattrs;

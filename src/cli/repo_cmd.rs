@@ -21,7 +21,9 @@ use crate::repo::diff::diff;
 use crate::repo::fsck::fsck;
 use crate::repo::prune::{PruneOptions, prune};
 use crate::repo::refs::RefSpec;
+use crate::repo::summary::SummaryOptions;
 use crate::repo::{Repo, RepoMode};
+use crate::sign::{self, TrustStore};
 
 /// Repository commands.
 #[derive(Debug, Subcommand)]
@@ -90,6 +92,54 @@ pub enum RepoCommand {
     },
     /// Delete unreachable objects.
     Prune(PruneArgs),
+    /// Make an ed25519 key pair: FILE (secret, mode 0600) and FILE.pub.
+    Keygen {
+        /// Where to write the secret key.
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Sign a commit (appends to its detached metadata).
+    Sign {
+        /// Commit.
+        rev: String,
+        /// Secret key file.
+        #[arg(long, value_name = "FILE", required = true)]
+        key: Vec<PathBuf>,
+    },
+    /// Check a commit's signatures against trusted keys.
+    Verify(VerifyArgs),
+    /// Regenerate the summary (refs, commit sizes and dates) for publishing.
+    Summary(SummaryArgs),
+}
+
+/// `repo verify` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Commit.
+    rev: String,
+    /// File of trusted public keys (one base64 key per line).
+    #[arg(long, value_name = "FILE")]
+    trusted_key: Vec<PathBuf>,
+    /// Directory of trusted key files.
+    #[arg(long, value_name = "DIR")]
+    trusted_keys_dir: Vec<PathBuf>,
+    /// File of revoked public keys.
+    #[arg(long, value_name = "FILE")]
+    revoked_key: Vec<PathBuf>,
+}
+
+/// `repo summary` arguments.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// Write the summary (required: this is the only action).
+    #[arg(long, short, required = true)]
+    update: bool,
+    /// Sign `summary` with this secret key (writes `summary.sig`).
+    #[arg(long, value_name = "FILE")]
+    sign_key: Vec<PathBuf>,
+    /// How long clients may trust this summary, e.g. `7d` [default: 30d when signing].
+    #[arg(long, value_name = "DURATION")]
+    expires_in: Option<String>,
 }
 
 /// `repo commit` arguments.
@@ -116,6 +166,9 @@ pub struct CommitArgs {
     /// Parent commit, or `none` [default: the branch's current commit].
     #[arg(long, value_name = "REV|none")]
     parent: Option<String>,
+    /// Sign the new commit with this secret key (repeatable).
+    #[arg(long, value_name = "FILE")]
+    sign_key: Vec<PathBuf>,
     /// Owner of every file and directory.
     #[arg(long, value_name = "N", requires = "owner_gid")]
     owner_uid: Option<u32>,
@@ -164,6 +217,15 @@ pub struct PruneArgs {
 /// Runs a repository command.
 pub fn run(cli: &Cli, cmd: &RepoCommand) -> Result<ExitCode> {
     let path = cli.repo_path();
+    if let RepoCommand::Keygen { output } = cmd {
+        let key = sign::keygen(output)?;
+        if cli.json {
+            output::json("KeyPair", &json!({"secretKeyFile": output, "publicKey": key.to_base64()}))?;
+        } else {
+            output::lines([key.to_base64()])?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let RepoCommand::Init { mode } = cmd {
         let repo = Repo::init(&path, *mode)?;
         if cli.json {
@@ -245,8 +307,70 @@ pub fn run(cli: &Cli, cmd: &RepoCommand) -> Result<ExitCode> {
             Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         RepoCommand::Prune(a) => cmd_prune(cli, &repo, a),
+        RepoCommand::Keygen { .. } => unreachable!("handled above"),
+        RepoCommand::Sign { rev, key } => {
+            let c = repo.resolve_rev(rev)?;
+            let keys = key.iter().map(|k| sign::load_secret_key(k)).collect::<Result<Vec<_>>>()?;
+            sign::sign_commit(&repo, &c, &keys)?;
+            if cli.json {
+                let pubs: Vec<String> = keys.iter().map(|k| k.public().to_base64()).collect();
+                output::json("Signature", &json!({"commit": c.to_hex(), "keys": pubs}))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RepoCommand::Verify(a) => {
+            let c = repo.resolve_rev(&a.rev)?;
+            let mut trust = TrustStore::default();
+            for f in &a.trusted_key {
+                trust.trusted.extend(sign::load_public_keys(f)?);
+            }
+            for d in &a.trusted_keys_dir {
+                trust.trusted.extend(sign::load_public_key_dir(d)?);
+            }
+            for f in &a.revoked_key {
+                trust.revoked.extend(sign::load_public_keys(f)?);
+            }
+            if a.trusted_key.is_empty() && a.trusted_keys_dir.is_empty() {
+                trust.add_system(&cli.sysroot, true)?;
+            }
+            trust.add_system(&cli.sysroot, false)?;
+            let key = sign::verify_commit(&repo, &c, &trust)?;
+            if cli.json {
+                output::json("Verification", &json!({"commit": c.to_hex(), "valid": true, "key": key.to_base64()}))?;
+            } else if !cli.quiet {
+                output::lines([format!("commit {c}: good ed25519 signature from key {}", key.to_base64())])?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RepoCommand::Summary(a) => {
+            debug_assert!(a.update);
+            let keys = a.sign_key.iter().map(|k| sign::load_secret_key(k)).collect::<Result<Vec<_>>>()?;
+            let valid_for = match (&a.expires_in, keys.is_empty()) {
+                (Some(d), _) => Some(parse_duration(d)?),
+                (None, false) => Some(DEFAULT_SUMMARY_VALIDITY),
+                (None, true) => None,
+            };
+            let s = crate::repo::summary::update(&repo, &SummaryOptions { sign_keys: keys, valid_for }, now())?;
+            if cli.json {
+                let refs: Vec<_> = s
+                    .refs()
+                    .iter()
+                    .map(|r| json!({"ref": r.name, "commit": r.checksum.to_hex(), "timestamp": r.timestamp(), "version": r.version()}))
+                    .collect();
+                output::json(
+                    "Summary",
+                    &json!({"refs": refs, "lastModified": s.last_modified(), "expires": s.expires(), "signed": !a.sign_key.is_empty()}),
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
+
+/// How long a signed summary stays valid unless `--expires-in` says
+/// otherwise: publishers re-sign at least this often, and a client refuses
+/// an older summary replayed at it after this (freeze attack).
+const DEFAULT_SUMMARY_VALIDITY: u64 = 30 * 86_400;
 
 fn parse_timestamp(s: &str) -> Result<u64> {
     if let Ok(n) = s.parse::<u64>() {
@@ -295,8 +419,10 @@ fn cmd_commit(cli: &Cli, repo: &Repo, a: &CommitArgs) -> Result<ExitCode> {
         owner: a.owner_uid.zip(a.owner_gid),
     };
     let source = Source::from_arg(&a.source);
+    // Read keys before committing: a bad key file must not leave an unsigned commit on the branch.
+    let keys = a.sign_key.iter().map(|k| sign::load_secret_key(k)).collect::<Result<Vec<_>>>()?;
     let progress = cli.progress();
-    let out = commit(repo, &source, &opts, progress.as_ref())?;
+    let out = commit(repo, &source, &opts, progress.as_ref(), |c| sign::sign_commit(repo, c, &keys))?;
     if cli.json {
         output::json(
             "Commit",
@@ -614,21 +740,24 @@ fn parse_cutoff(s: &str, now: u64) -> Result<u64> {
     if let Ok(t) = s.parse::<jiff::Timestamp>() {
         return u64::try_from(t.as_second()).map_err(|_| anyhow!("{s:?} is before 1970"));
     }
+    Ok(now.saturating_sub(parse_duration(s)?))
+}
+
+/// Parses a duration: `30d`, `2w`, `12h`, `90m`, `45s`, `2 weeks`, `1 day ago`.
+fn parse_duration(s: &str) -> Result<u64> {
     let trimmed = s.trim().trim_end_matches(" ago");
     let digits: String = trimmed.chars().take_while(char::is_ascii_digit).collect();
     let unit = trimmed[digits.len()..].trim();
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| anyhow!("--keep-younger-than {s:?}: expected e.g. 30d, 2w, 12h or an RFC 3339 time"))?;
+    let n: u64 = digits.parse().map_err(|_| anyhow!("{s:?}: expected a duration such as 30d, 2w or 12h"))?;
     let secs = match unit {
         "s" | "sec" | "secs" | "second" | "seconds" => 1,
         "m" | "min" | "mins" | "minute" | "minutes" => 60,
         "h" | "hour" | "hours" => 3600,
         "d" | "day" | "days" => 86_400,
         "w" | "week" | "weeks" => 7 * 86_400,
-        _ => bail!("--keep-younger-than {s:?}: unknown unit {unit:?} (use s, m, h, d or w)"),
+        _ => bail!("{s:?}: unknown unit {unit:?} (use s, m, h, d or w)"),
     };
-    Ok(now.saturating_sub(n.saturating_mul(secs)))
+    Ok(n.saturating_mul(secs))
 }
 
 fn cmd_prune(cli: &Cli, repo: &Repo, a: &PruneArgs) -> Result<ExitCode> {

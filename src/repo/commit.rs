@@ -151,7 +151,15 @@ fn default_root_meta(canon: &Canon) -> DirMeta {
 }
 
 /// Commits `source` to `opts.branch` and returns the new commit.
-pub fn commit(repo: &Repo, source: &Source, opts: &CommitOptions, progress: &dyn Progress) -> Result<CommitOutcome> {
+/// `before_ref` runs once the commit is stored and before the branch moves
+/// (signing goes there, so the branch never points at an unsigned commit).
+pub fn commit(
+    repo: &Repo,
+    source: &Source,
+    opts: &CommitOptions,
+    progress: &dyn Progress,
+    before_ref: impl FnOnce(&Checksum) -> Result<()>,
+) -> Result<CommitOutcome> {
     if opts.branch.remote.is_some() {
         bail!("commit to a local branch, not a remote ref ({})", opts.branch);
     }
@@ -193,6 +201,7 @@ pub fn commit(repo: &Repo, source: &Source, opts: &CommitOptions, progress: &dyn
     };
     let checksum = txn.write_metadata(ObjectType::Commit, &commit.to_bytes())?;
     let written = txn.commit()?;
+    before_ref(&checksum)?;
     repo.set_ref(&opts.branch, Some(&checksum))?;
     Ok(CommitOutcome { commit: checksum, parent, files, dirs, written })
 }

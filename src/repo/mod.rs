@@ -13,6 +13,7 @@ pub mod objects;
 pub mod prune;
 pub mod refs;
 pub mod rev;
+pub mod summary;
 pub mod traverse;
 pub mod write;
 

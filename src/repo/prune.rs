@@ -94,13 +94,21 @@ pub fn prune(repo: &Repo, opts: &PruneOptions) -> Result<PruneReport> {
         ObjectType::File => 3,
     };
     doomed.sort_by_key(|(c, t)| (order(*t), *c));
-    let mut report =
-        PruneReport { objects_total: objects.len() as u64, dry_run: opts.dry_run, ..PruneReport::default() };
+    // Detached metadata is part of its commit, not an object of its own
+    // (OSTree's counts leave it out too).
+    let counted = |t: ObjectType| t != ObjectType::CommitMeta;
+    let mut report = PruneReport {
+        objects_total: objects.iter().filter(|(_, t)| counted(*t)).count() as u64,
+        dry_run: opts.dry_run,
+        ..PruneReport::default()
+    };
     let dir = repo.objects_dir();
     for (c, t) in &doomed {
         let path = repo.loose_path(c, *t);
         report.bytes_freed += dir.stat_optional(&path)?.map_or(0, |st| st.st_size as u64);
-        report.objects_pruned += 1;
+        if counted(*t) {
+            report.objects_pruned += 1;
+        }
         if *t == ObjectType::Commit {
             report.commits_pruned.push(*c);
         }
