@@ -59,6 +59,9 @@ impl SummaryRef {
     }
 }
 
+/// A ref's `(taya{sv})` as the serializer takes it.
+type WireRef<'a> = (u64, &'a [u8], &'a Vec<(&'a str, &'a Value)>);
+
 /// A summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -109,14 +112,13 @@ impl Summary {
     /// Serializes to normal form.
     pub fn to_bytes(&self) -> Vec<u8> {
         let ref_meta: Vec<Vec<(&str, &Value)>> = self.refs.iter().map(|r| r.metadata.iter().collect()).collect();
-        let inner: Vec<(u64, &[u8], &Vec<(&str, &Value)>)> = self
+        let inner: Vec<WireRef<'_>> = self
             .refs
             .iter()
             .zip(&ref_meta)
             .map(|(r, m)| (r.commit_size, r.checksum.as_bytes().as_slice(), m))
             .collect();
-        let refs: Vec<(&str, &(u64, &[u8], &Vec<(&str, &Value)>))> =
-            self.refs.iter().zip(&inner).map(|(r, i)| (c_str(&r.name), i)).collect();
+        let refs: Vec<(&str, &WireRef<'_>)> = self.refs.iter().zip(&inner).map(|(r, i)| (c_str(&r.name), i)).collect();
         let meta: Vec<(&str, &Value)> = self.metadata.iter().collect();
         gv!("(a(s(taya{sv}))a{sv})").serialize_to_vec(&(&refs, &meta))
     }
