@@ -8,5 +8,6 @@
 pub mod cli;
 pub mod fsutil;
 pub mod progress;
+pub mod pull;
 pub mod repo;
 pub mod sign;

@@ -4,6 +4,7 @@
 //! stderr, 2 usage error (clap), and a broken pipe on stdout exits 0.
 
 mod output;
+mod pull_cmd;
 mod repo_cmd;
 
 use std::io::IsTerminal;
@@ -64,6 +65,11 @@ pub enum Command {
     /// Build-server and inspection commands on a repository.
     #[command(subcommand)]
     Repo(repo_cmd::RepoCommand),
+    /// Configure where updates come from.
+    #[command(subcommand)]
+    Remote(pull_cmd::RemoteCommand),
+    /// Fetch commits from a remote, verified.
+    Pull(pull_cmd::PullArgs),
     /// Generated files: man pages, shell completions.
     #[command(subcommand, hide = true)]
     Internals(Internals),
@@ -104,6 +110,8 @@ impl Cli {
 fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Repo(cmd) => repo_cmd::run(cli, cmd),
+        Command::Remote(cmd) => pull_cmd::run_remote(cli, cmd),
+        Command::Pull(a) => pull_cmd::run_pull(cli, a),
         Command::Internals(Internals::Man { dir }) => {
             std::fs::create_dir_all(dir)?;
             clap_mangen::generate_to(Cli::command(), dir)?;
@@ -114,6 +122,11 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now() -> u64 {
+    u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

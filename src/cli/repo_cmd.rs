@@ -381,9 +381,7 @@ fn parse_timestamp(s: &str) -> Result<u64> {
     u64::try_from(t.as_second()).map_err(|_| anyhow!("{s:?} is before 1970"))
 }
 
-fn now() -> u64 {
-    u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0)
-}
+use super::now;
 
 fn cmd_commit(cli: &Cli, repo: &Repo, a: &CommitArgs) -> Result<ExitCode> {
     let branch = RefSpec::local(&a.branch)?;

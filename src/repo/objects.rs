@@ -64,6 +64,10 @@ impl<R: Read> SizedReader<R> {
     pub fn new(inner: R, len: u64) -> Self {
         Self { inner, remaining: len, checked_end: false }
     }
+    /// The wrapped reader.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
 }
 
 impl<R: Read> Read for SizedReader<R> {

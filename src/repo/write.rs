@@ -19,7 +19,9 @@ use flate2::write::DeflateEncoder;
 use repo_format::mode::{S_IFREG, is_symlink};
 use repo_format::{Checksum, ContentHasher, DirMeta, FileHeader, Metadata, ObjectType};
 
-use super::objects::OSTREEMETA_XATTR;
+use repo_format::file::{HEADER_PREFIX_LEN, header_len, parse_archive_header};
+
+use super::objects::{OSTREEMETA_XATTR, SizedReader};
 use super::{Repo, RepoMode, loose_path};
 use crate::fsutil::{self, Dir, is_exists};
 
@@ -362,23 +364,37 @@ impl<'r> Transaction<'r> {
         Ok(())
     }
 
-    /// Makes every staged object durable and visible, then removes the
-    /// staging directory.
-    pub fn commit(mut self) -> Result<TxnStats> {
-        let mut staged: Vec<(Checksum, ObjectType)> = {
+    /// Makes staged objects durable and visible now, except commits, which
+    /// wait for [`Transaction::commit`]. A long pull calls this now and then
+    /// so that a rerun after a crash or a dead link does not fetch again what
+    /// was already verified; what it publishes is unreferenced until the
+    /// commit lands, so the repository stays consistent.
+    pub fn flush(&self) -> Result<()> {
+        let batch: Vec<(Checksum, ObjectType)> = {
             let mut set = self.staged.lock().map_err(|_| anyhow!("staging set poisoned"))?;
-            set.drain().collect()
+            let batch: Vec<_> = set.iter().filter(|(_, t)| *t != ObjectType::Commit).copied().collect();
+            for o in &batch {
+                set.remove(o);
+            }
+            batch
         };
-        // Leaves before what refers to them: a crash between two renames can
-        // leave unreferenced objects, never a commit whose tree is not
-        // complete. Renames within one filesystem reach the journal in order.
-        staged.sort_by_key(|(c, t)| (rename_rank(*t), *c));
-        // One flush for the whole batch, before any object becomes visible.
+        self.publish_batch(batch)
+    }
+
+    /// Moves `batch` into `objects/`: one `syncfs` so the data is durable,
+    /// then renames, leaves before what refers to them: a crash between two
+    /// renames can leave unreferenced objects, never a commit whose tree is
+    /// not complete. Renames within one filesystem reach the journal in order.
+    fn publish_batch(&self, mut batch: Vec<(Checksum, ObjectType)>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        batch.sort_by_key(|(c, t)| (rename_rank(*t), *c));
         self.staging.syncfs().context("syncing staged objects")?;
         let mode = self.repo.mode();
         let objects = self.repo.objects_dir();
         let mut made_dirs = HashSet::new();
-        for (checksum, objtype) in &staged {
+        for (checksum, objtype) in &batch {
             let dest = loose_path(checksum, *objtype, mode);
             let prefix = &checksum.to_hex()[..2];
             if made_dirs.insert(prefix.to_owned()) {
@@ -399,6 +415,17 @@ impl<'r> Transaction<'r> {
             }
         }
         objects.syncfs().context("syncing object directories")?;
+        Ok(())
+    }
+
+    /// Makes every staged object durable and visible, then removes the
+    /// staging directory.
+    pub fn commit(mut self) -> Result<TxnStats> {
+        let staged: Vec<(Checksum, ObjectType)> = {
+            let mut set = self.staged.lock().map_err(|_| anyhow!("staging set poisoned"))?;
+            set.drain().collect()
+        };
+        self.publish_batch(staged)?;
         self.done = true;
         self.repo.tmp_dir().remove_all(&self.staging_name)?;
         Ok(TxnStats {
@@ -406,6 +433,119 @@ impl<'r> Transaction<'r> {
             content_objects: self.content_objects.load(Ordering::Relaxed),
             content_bytes: self.content_bytes.load(Ordering::Relaxed),
         })
+    }
+
+    /// Stores a content object received in archive form (`.filez` bytes,
+    /// as a server sends it) that must hash to `expected`. An archive
+    /// repository keeps the received bytes; bare repositories store the
+    /// inflated content. The declared size is checked against `max_size`
+    /// and the free space before anything is written, and inflating stops
+    /// at the declared size (no decompression bombs).
+    pub fn write_content_from_archive(&self, expected: &Checksum, raw: &mut dyn Read, max_size: u64) -> Result<()> {
+        let mut prefix = [0u8; HEADER_PREFIX_LEN];
+        raw.read_exact(&mut prefix).context("archive object is shorter than its header")?;
+        let len = header_len(&prefix)?;
+        let mut head = prefix.to_vec();
+        head.resize(HEADER_PREFIX_LEN + len, 0);
+        raw.read_exact(&mut head[HEADER_PREFIX_LEN..]).context("archive object is shorter than its header")?;
+        let (header, size, _) = parse_archive_header(&head)?;
+        if size > max_size {
+            bail!("object declares {size} bytes of content, more than the {max_size}-byte limit for this remote");
+        }
+        let space = self.repo.objects_dir().space()?;
+        if size > space.available {
+            bail!(
+                "object needs {size} bytes but only {} are free on the repository's filesystem; free space (e.g. `repo prune`) and retry",
+                space.available
+            );
+        }
+        if self.has(expected, ObjectType::File)? {
+            return Ok(());
+        }
+        if self.repo.mode() != RepoMode::Archive {
+            let mut body = SizedReader::new(flate2::read::DeflateDecoder::new(raw), size);
+            if is_symlink(header.mode) {
+                let mut extra = [0u8; 1];
+                if raw_has_more(&mut body.into_inner().into_inner(), &mut extra)? {
+                    bail!("symlink object has data after its header");
+                }
+                self.write_content(&header, &mut io::empty(), 0, Some(expected))?;
+                return Ok(());
+            }
+            self.write_content(&header, &mut body, size, Some(expected))?;
+            return Ok(());
+        }
+        // Archive: keep the server's compressed bytes, hash what they inflate to.
+        let (f, tmp) = self.staging.create_temp("a")?;
+        let r = (|| -> Result<Checksum> {
+            let mut hasher = ContentHasher::new(&header);
+            let mut w = BufWriter::with_capacity(COPY_BUF, &f);
+            w.write_all(&head)?;
+            let mut inflate = flate2::write::DeflateDecoder::new(Bounded { hasher: &mut hasher, left: size });
+            let mut buf = vec![0u8; COPY_BUF];
+            loop {
+                let n = match raw.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                if is_symlink(header.mode) {
+                    bail!("symlink object has data after its header");
+                }
+                w.write_all(&buf[..n])?;
+                inflate.write_all(&buf[..n]).context("inflating object content")?;
+            }
+            let bounded = inflate.finish().context("inflating object content")?;
+            if bounded.left != 0 {
+                bail!("content is {} bytes short of the size its header declares", bounded.left);
+            }
+            w.flush()?;
+            drop(w);
+            fsutil::fd_chmod(&f, 0o644)?;
+            Ok(hasher.finish())
+        })();
+        let actual = match r {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self.staging.unlink(&tmp);
+                return Err(e);
+            }
+        };
+        if actual != *expected {
+            let _ = self.staging.unlink(&tmp);
+            return Err(ChecksumMismatch { objtype: ObjectType::File, expected: *expected, actual }.into());
+        }
+        if self.publish(&tmp, actual, ObjectType::File)? {
+            self.content_objects.fetch_add(1, Ordering::Relaxed);
+            self.content_bytes.fetch_add(size, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// True if the reader has another byte.
+fn raw_has_more(r: &mut dyn Read, buf: &mut [u8; 1]) -> io::Result<bool> {
+    Ok(r.read(buf)? != 0)
+}
+
+/// Feeds a hasher, failing once more than `left` bytes arrive.
+struct Bounded<'a> {
+    hasher: &'a mut ContentHasher,
+    left: u64,
+}
+
+impl Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "content is longer than its header declares"));
+        }
+        self.left -= buf.len() as u64;
+        self.hasher.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
