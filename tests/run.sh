@@ -7,14 +7,22 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 [ "$(id -u)" = 0 ] || { echo "error: run as root, e.g. sudo env PATH=\"\$PATH\" $0" >&2; exit 1; }
 
-# The real ostree is the oracle; strace injects crashes; attr, zstd and tar
-# build fixtures.
-pkgs=(ostree strace attr zstd tar)
+# The real ostree is the oracle; nginx is the static web server pulls are
+# tested against; strace injects crashes; attr, zstd, tar, openssl build
+# fixtures.
+pkgs=(ostree nginx-light strace attr zstd tar openssl)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The package starts a system nginx on port 80; tests start their own.
+  if [[ " ${missing[*]} " == *" nginx-light "* ]]; then service nginx stop >/dev/null 2>&1 || true; fi
 fi
+
+# Debian's ostree cannot do ed25519: build one from Debian's source package
+# (cached under /var/tmp; about 2.5 minutes the first time).
+OSTREE_ED25519=$(tests/build-ostree-ed25519.sh)
+export OSTREE_ED25519
 
 cargo test --workspace --locked "$@"

@@ -247,6 +247,17 @@ impl<'r> Transaction<'r> {
         expected: Option<&Checksum>,
     ) -> Result<Checksum> {
         header.validate()?;
+        if self.repo.mode() == RepoMode::BareUserOnly
+            && (header.uid != 0 || header.gid != 0 || !header.xattrs.is_empty())
+        {
+            // What is not stored cannot be verified later: refuse rather than
+            // keep an object whose id fsck could never reproduce.
+            bail!(
+                "this object has an owner ({}:{}) or xattrs, which a bare-user-only repository cannot keep; use a bare-user repository",
+                header.uid,
+                header.gid
+            );
+        }
         if let Some(e) = expected
             && self.has(e, ObjectType::File)?
         {
@@ -478,27 +489,20 @@ impl<'r> Transaction<'r> {
         // Archive: keep the server's compressed bytes, hash what they inflate to.
         let (f, tmp) = self.staging.create_temp("a")?;
         let r = (|| -> Result<Checksum> {
-            let mut hasher = ContentHasher::new(&header);
             let mut w = BufWriter::with_capacity(COPY_BUF, &f);
             w.write_all(&head)?;
-            let mut inflate = flate2::write::DeflateDecoder::new(Bounded { hasher: &mut hasher, left: size });
-            let mut buf = vec![0u8; COPY_BUF];
-            loop {
-                let n = match raw.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                if is_symlink(header.mode) {
+            let mut tee = TeeReader { inner: raw, copy: &mut w };
+            let mut hasher = ContentHasher::new(&header);
+            if is_symlink(header.mode) {
+                let mut extra = [0u8; 1];
+                if raw_has_more(&mut tee, &mut extra)? {
                     bail!("symlink object has data after its header");
                 }
-                w.write_all(&buf[..n])?;
-                inflate.write_all(&buf[..n]).context("inflating object content")?;
-            }
-            let bounded = inflate.finish().context("inflating object content")?;
-            if bounded.left != 0 {
-                bail!("content is {} bytes short of the size its header declares", bounded.left);
+            } else {
+                let mut body = SizedReader::new(flate2::read::DeflateDecoder::new(&mut tee), size);
+                copy(&mut body, &mut hasher).context("inflating object content")?;
+                // Bytes after the end of the deflate stream are kept as sent.
+                io::copy(&mut tee, &mut io::sink())?;
             }
             w.flush()?;
             drop(w);
@@ -529,23 +533,17 @@ fn raw_has_more(r: &mut dyn Read, buf: &mut [u8; 1]) -> io::Result<bool> {
     Ok(r.read(buf)? != 0)
 }
 
-/// Feeds a hasher, failing once more than `left` bytes arrive.
-struct Bounded<'a> {
-    hasher: &'a mut ContentHasher,
-    left: u64,
+/// A reader that copies everything it reads into `copy`.
+struct TeeReader<'a, W: Write> {
+    inner: &'a mut dyn Read,
+    copy: &'a mut W,
 }
 
-impl Write for Bounded<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.len() as u64 > self.left {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "content is longer than its header declares"));
-        }
-        self.left -= buf.len() as u64;
-        self.hasher.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+impl<W: Write> Read for TeeReader<'_, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
     }
 }
 

@@ -1,8 +1,10 @@
 //! Integration tests: drive the built binary, with the real `ostree` CLI as
 //! the oracle (STYLE.md "Tests"). One test binary, one module per area.
 
+mod server;
 mod util;
 
+mod pull;
 mod repo_cli;
 mod repo_crash;
 mod repo_fsck;

@@ -123,6 +123,9 @@ impl Scratch {
     pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
         self.0.path().join(p)
     }
+    pub fn path_buf(&self) -> &Path {
+        self.0.path()
+    }
 }
 
 /// Where scratch directories go: `/var/tmp` (a real disk with xattrs; /tmp may be tmpfs).
