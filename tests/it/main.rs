@@ -4,6 +4,7 @@
 mod server;
 mod util;
 
+mod linkcut;
 mod pull;
 mod repo_cli;
 mod repo_crash;
