@@ -6,6 +6,7 @@
 mod output;
 mod pull_cmd;
 mod repo_cmd;
+mod serve;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -88,6 +89,14 @@ pub enum Internals {
         /// Shell.
         shell: clap_complete::Shell,
     },
+    /// Serve a directory over HTTP (demos, labs); prints the address.
+    Serve {
+        /// Directory to serve (a published archive repository).
+        dir: PathBuf,
+        /// Address to bind; port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: String,
+    },
 }
 
 impl Cli {
@@ -115,6 +124,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Internals(Internals::Man { dir }) => {
             std::fs::create_dir_all(dir)?;
             clap_mangen::generate_to(Cli::command(), dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Internals(Internals::Serve { dir, bind }) => {
+            serve::serve(dir, bind)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Internals(Internals::Completions { shell }) => {

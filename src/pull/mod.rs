@@ -196,9 +196,10 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
             if !seen_commits.insert(cur) {
                 break;
             }
-            let (data, detached) = fetch_commit(repo, &remote, &fetcher, &trust, &cur).with_context(|| {
-                if depth == 0 { format!("commit {cur}") } else { format!("parent commit {cur} (depth {depth} of {c})") }
-            })?;
+            let fetched = fetch_commit(repo, &remote, &fetcher, &trust, &cur);
+            // Errors name the commit already; say which parent it was.
+            let (data, detached) =
+                if depth == 0 { fetched? } else { fetched.with_context(|| format!("parent {depth} of {c}"))? };
             let parsed = Commit::from_bytes(&data).with_context(|| format!("commit {cur}"))?;
             if depth == 0
                 && let Some(spec) = spec
@@ -388,7 +389,7 @@ fn fetch_commit(
         None => {
             let data = fetcher
                 .get_optional(&object_path(c, ObjectType::Commit), MAX_METADATA_SIZE as u64)?
-                .ok_or_else(|| anyhow!("the commit is missing on the server"))?;
+                .ok_or_else(|| anyhow!("commit {c} is missing on the server"))?;
             let actual = Checksum::of(&data);
             if actual != *c {
                 bail!("server sent wrong bytes for commit {c} (they hash to {actual})");
