@@ -49,14 +49,14 @@ fn handle(dir: &Dir, conn: TcpStream) -> std::io::Result<()> {
             if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("range") {
-                    range = v
-                        .trim()
-                        .strip_prefix("bytes=")
-                        .and_then(|r| r.strip_suffix('-'))
-                        .and_then(|n| n.parse::<u64>().ok());
-                }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("range")
+            {
+                range = v
+                    .trim()
+                    .strip_prefix("bytes=")
+                    .and_then(|r| r.strip_suffix('-'))
+                    .and_then(|n| n.parse::<u64>().ok());
             }
         }
         let file =
