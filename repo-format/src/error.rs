@@ -23,7 +23,7 @@ pub enum Error {
         len: usize,
     },
     /// A binary checksum field is not 32 bytes.
-    #[error("{object} field {field}: {source}")]
+    #[error("{object} field {field}")]
     Checksum {
         /// Object kind.
         object: &'static str,
@@ -33,7 +33,7 @@ pub enum Error {
         source: ChecksumError,
     },
     /// An entry name is not a safe single path component.
-    #[error("{object} entry {name:?}: {source}")]
+    #[error("{object} entry {name:?}")]
     Name {
         /// Object kind.
         object: &'static str,

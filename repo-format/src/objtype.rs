@@ -69,6 +69,15 @@ impl ObjectType {
         self != ObjectType::File
     }
 
+    /// What to call the object in a sentence: "content" for files (as in
+    /// "content object"), the name otherwise.
+    pub fn noun(self) -> &'static str {
+        match self {
+            ObjectType::File => "content",
+            t => t.name(),
+        }
+    }
+
     /// A short lowercase name for messages and JSON.
     pub fn name(self) -> &'static str {
         match self {

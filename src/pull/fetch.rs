@@ -133,7 +133,7 @@ pub enum FetchError {
         retryable: bool,
     },
     /// Writing what was received failed (disk full, ...).
-    #[error("{url}: storing the download: {source}")]
+    #[error("{url}: storing the download")]
     Sink {
         /// Full URL.
         url: String,
@@ -472,7 +472,14 @@ impl Fetcher {
         if is_timeout {
             FetchError::Stalled { url: url.to_owned(), secs: self.policy.zero_progress.as_secs() }
         } else {
-            FetchError::Transport { url: url.to_owned(), message: format!("reading the body: {e}"), retryable: true }
+            let mut message = format!("reading the body: {e}");
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                message.push_str(": ");
+                message.push_str(&s.to_string());
+                src = s.source();
+            }
+            FetchError::Transport { url: url.to_owned(), message, retryable: true }
         }
     }
 }

@@ -28,12 +28,16 @@ use repo_format::{Checksum, Commit, DirMeta, DirTree, MAX_METADATA_SIZE, Metadat
 
 use crate::progress::{Progress, Unit};
 use crate::repo::refs::RefSpec;
-use crate::repo::write::Transaction;
+use crate::repo::write::{ChecksumMismatch, Transaction};
 use crate::repo::{Repo, RepoMode, loose_path};
 use crate::sign::TrustStore;
 use fetch::{Fetcher, FileSink, Sink};
 use remote::Remote;
 
+/// Largest metadata object fetched (a dirtree of about half a million
+/// entries); downloads past 1 MiB go to disk, so a server sending an
+/// endless body costs no memory.
+const MAX_FETCH_METADATA: u64 = 64 << 20;
 /// Largest `summary.sig` accepted.
 const MAX_SUMMARY_SIG: u64 = 1 << 20;
 /// Content objects larger than this are downloaded to a file under
@@ -125,6 +129,10 @@ pub enum PullError {
         /// Offered commit time.
         new_time: String,
     },
+}
+
+fn part_name(c: &Checksum, t: ObjectType) -> String {
+    format!("{c}.{}.part", t.extension(true))
 }
 
 fn object_path(c: &Checksum, t: ObjectType) -> String {
@@ -317,7 +325,6 @@ fn fetch_summary(
             }
             return Ok(None);
         };
-        let summary = Summary::from_bytes(&raw).with_context(|| format!("summary of remote {name}"))?;
         if remote.sign_verify_summary {
             let sig = fetcher.get_optional("summary.sig", MAX_SUMMARY_SIG)?;
             let sigs = match &sig {
@@ -336,6 +343,8 @@ fn fetch_summary(
                 Err(e) => return Err(e.into()),
             }
         }
+        // Parsed only once its signature (when required) holds.
+        let summary = Summary::from_bytes(&raw).with_context(|| format!("summary of remote {name}"))?;
         if let Some(exp) = summary.expires()
             && exp < now
         {
@@ -616,7 +625,7 @@ impl Walker<'_> {
                 Ok((Vec::new(), self.store_meta(&c, ObjectType::DirMeta, &data)?))
             }
             Job::File(c) => {
-                let planned = self.fetch_content(&c).with_context(|| format!("content object {c}"))?;
+                let planned = self.fetch_content(&c)?;
                 self.progress.inc(1);
                 Ok((Vec::new(), planned))
             }
@@ -624,15 +633,53 @@ impl Walker<'_> {
     }
 
     fn fetch_meta(&self, c: &Checksum, t: ObjectType) -> Result<Vec<u8>> {
-        let data = self
-            .fetcher
-            .get_optional(&object_path(c, t), MAX_METADATA_SIZE as u64)?
-            .ok_or_else(|| anyhow!("{t} object {c} is missing on the server"))?;
+        let spill = self.download(c, t, MAX_FETCH_METADATA)?;
+        let data = match spill {
+            Spill::Memory(v) => v,
+            Spill::File(mut f) => {
+                let mut v = Vec::new();
+                f.file.rewind()?;
+                f.file.read_to_end(&mut v)?;
+                let _ = self.parts()?.unlink(part_name(c, t));
+                v
+            }
+        };
         let actual = Checksum::of(&data);
         if actual != *c {
-            bail!("server sent wrong bytes for {t} object {c} (they hash to {actual})");
+            bail!("server sent wrong bytes for {} object {c} (they hash to {actual})", t.noun());
         }
         Ok(data)
+    }
+
+    fn parts(&self) -> Result<crate::fsutil::Dir> {
+        let tmp = self.repo.tmp_dir();
+        tmp.ensure_dir("fetch", 0o755)?;
+        Ok(tmp.open_dir("fetch")?)
+    }
+
+    /// Downloads an object: in memory while small, then into
+    /// `tmp/fetch/NAME.part` (where a later run resumes it).
+    fn download(&self, c: &Checksum, t: ObjectType, limit: u64) -> Result<Spill> {
+        let parts = self.parts()?;
+        let name = part_name(c, t);
+        let mut sink = match parts.open_file_optional(&name)? {
+            // A download a previous run left unfinished: resume it.
+            Some(_) => Spill::File(FileSink::new(parts.open_file_rw(&name)?)?),
+            None => Spill::Memory(Vec::new()),
+        };
+        let got =
+            self.fetcher.get(&object_path(c, t), limit, &mut SpillSink { sink: &mut sink, dir: &parts, name: &name });
+        match got {
+            Ok(()) => Ok(sink),
+            Err(e) => {
+                // Keep a partial file for resuming, unless the server has no such object.
+                if e.is_not_found() {
+                    let _ = parts.unlink(&name);
+                    bail!("{} object {c} is missing on the server ({e})", t.noun());
+                }
+                Err(anyhow::Error::from(e).context(format!("fetching {} object {c}", t.noun())))
+            }
+        }
     }
 
     fn store_meta(&self, c: &Checksum, t: ObjectType, data: &[u8]) -> Result<Option<PlannedObject>> {
@@ -649,7 +696,10 @@ impl Walker<'_> {
     fn fetch_content(&self, c: &Checksum) -> Result<Option<PlannedObject>> {
         let path = object_path(c, ObjectType::File);
         let Some(txn) = self.txn else {
-            let bytes = self.fetcher.head_length(&path)?.ok_or_else(|| anyhow!("missing on the server"))?;
+            let bytes = self
+                .fetcher
+                .head_length(&path)?
+                .ok_or_else(|| anyhow!("content object {c} is missing on the server"))?;
             return Ok(Some(PlannedObject { objtype: "file", checksum: *c, bytes }));
         };
         if txn.has(c, ObjectType::File)? {
@@ -658,24 +708,7 @@ impl Walker<'_> {
         // Compressed data can exceed the content by deflate's worst case
         // (5 bytes per 16 KiB block) plus the header.
         let limit = self.max_object.saturating_add(self.max_object / 1000).saturating_add(1 << 20);
-        let part_name = format!("{c}.filez.part");
-        let fetch_dir = self.repo.tmp_dir();
-        fetch_dir.ensure_dir("fetch", 0o755)?;
-        let parts = fetch_dir.open_dir("fetch")?;
-        let mut sink = match parts.open_file_optional(&part_name)? {
-            // A download a previous run left unfinished: resume it.
-            Some(_) => Spill::File(FileSink::new(parts.open_file_rw(&part_name)?)?),
-            None => Spill::Memory(Vec::new()),
-        };
-        let got = self.fetcher.get(&path, limit, &mut SpillSink { sink: &mut sink, dir: &parts, name: &part_name });
-        match got {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {
-                let _ = parts.unlink(&part_name);
-                bail!("missing on the server ({e})");
-            }
-            Err(e) => return Err(e.into()),
-        }
+        let mut sink = self.download(c, ObjectType::File, limit)?;
         let received = match &sink {
             Spill::Memory(v) => v.len() as u64,
             Spill::File(f) => f.held(),
@@ -689,9 +722,10 @@ impl Walker<'_> {
             }
         };
         if matches!(sink, Spill::File(_)) {
-            let _ = parts.unlink(&part_name);
+            let _ = self.parts()?.unlink(part_name(c, ObjectType::File));
         }
-        stored?;
+        // A checksum mismatch names the object already.
+        stored.map_err(|e| if e.is::<ChecksumMismatch>() { e } else { e.context(format!("content object {c}")) })?;
         self.new_bytes.fetch_add(received, Ordering::Relaxed);
         Ok(None)
     }

@@ -65,8 +65,8 @@ impl<R: Read> SizedReader<R> {
         Self { inner, remaining: len, checked_end: false }
     }
     /// The wrapped reader.
-    pub fn into_inner(self) -> R {
-        self.inner
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
     }
 }
 

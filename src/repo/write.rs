@@ -9,7 +9,7 @@
 //! is ever visible under `objects/`.
 
 use std::collections::HashSet;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -39,7 +39,7 @@ const COPY_BUF: usize = 128 * 1024;
 /// An object did not hash to the id it was expected to have. Fatal for a
 /// pull: the server sent wrong bytes.
 #[derive(Debug, thiserror::Error)]
-#[error("{objtype} object {expected}: content hashes to {actual}; refusing to store it")]
+#[error("{} object {expected}: content hashes to {actual}; refusing to store it", objtype.noun())]
 pub struct ChecksumMismatch {
     /// Object kind.
     pub objtype: ObjectType,
@@ -339,6 +339,12 @@ impl<'r> Transaction<'r> {
         if copied != size {
             bail!("content is {copied} bytes but {size} were expected (the source changed or was truncated)");
         }
+        // More data than declared: a growing source file, or a stream that
+        // inflates past its header's size (a decompression bomb).
+        let mut probe = [0u8; 1];
+        if content.read(&mut probe)? != 0 {
+            bail!("content is longer than the {size} bytes its header declares");
+        }
         match mode {
             RepoMode::Archive => fsutil::fd_chmod(&f, 0o644)?,
             RepoMode::Bare => {
@@ -474,15 +480,16 @@ impl<'r> Transaction<'r> {
             return Ok(());
         }
         if self.repo.mode() != RepoMode::Archive {
-            let mut body = SizedReader::new(flate2::read::DeflateDecoder::new(raw), size);
+            let mut input = io::BufReader::with_capacity(COPY_BUF, raw);
             if is_symlink(header.mode) {
-                let mut extra = [0u8; 1];
-                if raw_has_more(&mut body.into_inner().into_inner(), &mut extra)? {
-                    bail!("symlink object has data after its header");
-                }
+                ensure_consumed(&mut input)?;
                 self.write_content(&header, &mut io::empty(), 0, Some(expected))?;
                 return Ok(());
             }
+            // bufread's decoder consumes exactly the deflate stream, so
+            // anything after it is left in `input`; ArchiveBody fails at the
+            // end of the content if so, before write_content publishes.
+            let mut body = ArchiveBody(SizedReader::new(flate2::bufread::DeflateDecoder::new(&mut input), size));
             self.write_content(&header, &mut body, size, Some(expected))?;
             return Ok(());
         }
@@ -491,19 +498,14 @@ impl<'r> Transaction<'r> {
         let r = (|| -> Result<Checksum> {
             let mut w = BufWriter::with_capacity(COPY_BUF, &f);
             w.write_all(&head)?;
-            let mut tee = TeeReader { inner: raw, copy: &mut w };
+            let mut input = io::BufReader::with_capacity(COPY_BUF, TeeReader { inner: raw, copy: &mut w });
             let mut hasher = ContentHasher::new(&header);
-            if is_symlink(header.mode) {
-                let mut extra = [0u8; 1];
-                if raw_has_more(&mut tee, &mut extra)? {
-                    bail!("symlink object has data after its header");
-                }
-            } else {
-                let mut body = SizedReader::new(flate2::read::DeflateDecoder::new(&mut tee), size);
+            if !is_symlink(header.mode) {
+                let mut body = SizedReader::new(flate2::bufread::DeflateDecoder::new(&mut input), size);
                 copy(&mut body, &mut hasher).context("inflating object content")?;
-                // Bytes after the end of the deflate stream are kept as sent.
-                io::copy(&mut tee, &mut io::sink())?;
             }
+            ensure_consumed(&mut input)?;
+            drop(input);
             w.flush()?;
             drop(w);
             fsutil::fd_chmod(&f, 0o644)?;
@@ -528,9 +530,31 @@ impl<'r> Transaction<'r> {
     }
 }
 
-/// True if the reader has another byte.
-fn raw_has_more(r: &mut dyn Read, buf: &mut [u8; 1]) -> io::Result<bool> {
-    Ok(r.read(buf)? != 0)
+/// Fails if `input` holds anything more: an archive object ends with its
+/// deflate stream (or with its header, for a symlink). Trailing junk would
+/// let a server make clients download and store garbage.
+fn ensure_consumed(input: &mut impl BufRead) -> Result<()> {
+    if !input.fill_buf()?.is_empty() {
+        bail!("archive object has data after the end of its content");
+    }
+    Ok(())
+}
+
+/// The inflated content of an archive object; at its end, fails if the
+/// object has bytes after its deflate stream.
+struct ArchiveBody<'a, R: BufRead>(SizedReader<flate2::bufread::DeflateDecoder<&'a mut R>>);
+
+impl<R: BufRead> Read for ArchiveBody<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        if n == 0 && !buf.is_empty() && !self.0.get_mut().get_mut().fill_buf()?.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "archive object has data after the end of its content",
+            ));
+        }
+        Ok(n)
+    }
 }
 
 /// A reader that copies everything it reads into `copy`.

@@ -4,6 +4,7 @@
 mod server;
 mod util;
 
+mod hostile;
 mod linkcut;
 mod pull;
 mod repo_cli;
