@@ -11,3 +11,4 @@ pub mod progress;
 pub mod pull;
 pub mod repo;
 pub mod sign;
+pub mod sysroot;

@@ -1,0 +1,1 @@
+//! The `/etc` merge (being written).
