@@ -375,7 +375,11 @@ impl Dir {
     /// unprivileged writer sees them.
     pub fn space(&self) -> io::Result<Space> {
         let s = cvt(rustix::fs::fstatvfs(&self.fd))?;
-        Ok(Space { available: s.f_bavail.saturating_mul(s.f_frsize), total: s.f_blocks.saturating_mul(s.f_frsize) })
+        Ok(Space {
+            available: s.f_bavail.saturating_mul(s.f_frsize),
+            total: s.f_blocks.saturating_mul(s.f_frsize),
+            inodes_available: s.f_favail,
+        })
     }
 
     /// Sets owner and group of an entry without following a symlink.
@@ -453,6 +457,8 @@ pub struct Space {
     pub available: u64,
     /// Size of the filesystem.
     pub total: u64,
+    /// Inodes an unprivileged writer may still create.
+    pub inodes_available: u64,
 }
 
 fn read_xattrs(

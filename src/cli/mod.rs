@@ -3,6 +3,7 @@
 //! Exit status (CLI.md): 0 success, 1 failure with one `error: ...` line on
 //! stderr, 2 usage error (clap), and a broken pipe on stdout exits 0.
 
+mod host_cmd;
 mod output;
 mod pull_cmd;
 mod repo_cmd;
@@ -54,6 +55,9 @@ pub struct Cli {
     /// Progress display.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
+    /// Where the running system is (hidden options for tests).
+    #[command(flatten)]
+    pub host: host_cmd::HostArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -71,6 +75,40 @@ pub enum Command {
     Remote(pull_cmd::RemoteCommand),
     /// Fetch commits from a remote, verified.
     Pull(pull_cmd::PullArgs),
+    /// Lay out a new sysroot and deploy a commit from --repo into it.
+    Install(host_cmd::InstallArgs),
+    /// Deploy a commit next to the current one and make it the default.
+    Deploy(host_cmd::DeployArgs),
+    /// Pull the booted deployment's origin and deploy it.
+    Upgrade(host_cmd::UpgradeArgs),
+    /// Show the deployments.
+    Status,
+    /// Make the previous deployment the default again.
+    Rollback,
+    /// Remove a deployment (never the booted one or the rollback target).
+    Undeploy {
+        /// Index, as `status` shows it.
+        index: usize,
+    },
+    /// Remove what no deployment uses (old boot versions, kernels, objects).
+    Cleanup,
+    /// Keep a deployment whatever its place (or stop keeping it).
+    Pin {
+        /// Index, as `status` shows it.
+        index: usize,
+        /// Remove the pin.
+        #[arg(long)]
+        unpin: bool,
+    },
+    /// Show or edit the default deployment's kernel arguments.
+    Kargs(host_cmd::KargsArgs),
+    /// Preview what the /etc merge would keep, take and drop.
+    EtcDiff {
+        /// The commit to merge into [default: the current deployment's own defaults].
+        rev: Option<String>,
+    },
+    /// Switch to the staged deployment (run at shutdown).
+    FinalizeStaged,
     /// Generated files: man pages, shell completions.
     #[command(subcommand, hide = true)]
     Internals(Internals),
@@ -121,6 +159,17 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Repo(cmd) => repo_cmd::run(cli, cmd),
         Command::Remote(cmd) => pull_cmd::run_remote(cli, cmd),
         Command::Pull(a) => pull_cmd::run_pull(cli, a),
+        Command::Install(a) => host_cmd::run_install(cli, a),
+        Command::Deploy(a) => host_cmd::run_deploy(cli, a),
+        Command::Upgrade(a) => host_cmd::run_upgrade(cli, a),
+        Command::Status => host_cmd::run_status(cli),
+        Command::Rollback => host_cmd::run_rollback(cli),
+        Command::Undeploy { index } => host_cmd::run_undeploy(cli, *index),
+        Command::Cleanup => host_cmd::run_cleanup(cli),
+        Command::Pin { index, unpin } => host_cmd::run_pin(cli, *index, *unpin),
+        Command::Kargs(a) => host_cmd::run_kargs(cli, a),
+        Command::EtcDiff { rev } => host_cmd::run_etc_diff(cli, rev.as_deref()),
+        Command::FinalizeStaged => host_cmd::run_finalize(cli),
         Command::Internals(Internals::Man { dir }) => {
             std::fs::create_dir_all(dir)?;
             clap_mangen::generate_to(Cli::command(), dir)?;

@@ -6,6 +6,7 @@
 
 pub mod checkout;
 pub mod commit;
+pub mod copy;
 pub mod diff;
 pub mod fsck;
 pub mod keyfile;

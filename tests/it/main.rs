@@ -11,3 +11,4 @@ mod repo_cli;
 mod repo_crash;
 mod repo_fsck;
 mod repo_interop;
+mod sysroot;

@@ -1,0 +1,324 @@
+//! The host side against the real `ostree admin`: install, deploy,
+//! rollback, cleanup, staged deploys, /var survival, space checks.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::util::*;
+
+/// A build repository with two versions of the sample OS on `os/stable`.
+struct Build {
+    repo: PathBuf,
+    v1: String,
+    v2: String,
+}
+
+fn build(s: &Scratch) -> Build {
+    let repo = s.join("build");
+    pur(&repo, ["repo", "init", "--mode", "archive"]).ok();
+    let mut commits = Vec::new();
+    for v in ["1.0", "2.0"] {
+        let tree = s.join(format!("tree-{v}"));
+        sh(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample-os.sh"), &[tree.to_str().expect("utf-8"), v]).ok();
+        commits.push(
+            pur(
+                &repo,
+                [
+                    "repo",
+                    "commit",
+                    "-b",
+                    "os/stable",
+                    "--version",
+                    v,
+                    "--timestamp",
+                    if v == "1.0" { "100" } else { "200" },
+                    tree.to_str().expect("utf-8"),
+                ],
+            )
+            .ok(),
+        );
+    }
+    Build { repo, v2: commits.pop().expect("v2"), v1: commits.pop().expect("v1") }
+}
+
+/// Runs our binary on a sysroot.
+fn ps(sysroot: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["--sysroot", sysroot.to_str().expect("utf-8")];
+    all.extend_from_slice(args);
+    pu(all)
+}
+
+/// (osname, CSUM.SERIAL) in order, as `ostree admin status` lists them.
+fn ostree_status(sysroot: &Path) -> Vec<(String, String)> {
+    let out = ostree(["admin", "status", &format!("--sysroot={}", sysroot.display())]).ok();
+    parse_status(&out)
+}
+
+fn parse_status(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter(|l| l.starts_with("* ") || (l.starts_with("  ") && !l.starts_with("    ")))
+        .filter_map(|l| {
+            let mut it = l[2..].split_whitespace();
+            Some((it.next()?.to_owned(), it.next()?.to_owned()))
+        })
+        .collect()
+}
+
+fn our_status(sysroot: &Path) -> Vec<(String, String)> {
+    parse_status(&ps(sysroot, &["status"]).ok())
+}
+
+fn install(s: &Scratch, b: &Build) -> PathBuf {
+    let root = s.join("sysroot");
+    pur(
+        &b.repo,
+        [
+            "--sysroot",
+            root.to_str().expect("utf-8"),
+            "install",
+            "--os",
+            "sample",
+            "--karg",
+            "root=LABEL=root",
+            "--karg",
+            "quiet",
+            &b.v1,
+        ],
+    )
+    .ok();
+    root
+}
+
+fn deploy_dir(root: &Path, commit: &str, serial: u32) -> PathBuf {
+    root.join(format!("ostree/deploy/sample/deploy/{commit}.{serial}"))
+}
+
+#[test]
+fn install_and_deploy_match_ostree_admin_status() {
+    require_root();
+    let s = Scratch::new();
+    let b = build(&s);
+    let root = install(&s, &b);
+    assert_eq!(our_status(&root), ostree_status(&root));
+    assert_eq!(ostree_status(&root), vec![("sample".to_owned(), format!("{}.0", b.v1))]);
+    let entry = fs::read_to_string(root.join("boot/loader/entries/ostree-1-sample.conf")).expect("entry");
+    assert!(entry.contains("options root=LABEL=root quiet ostree=/ostree/boot.1/sample/"), "{entry}");
+    assert!(entry.starts_with("title Sample Photon 1.0 (ostree:0)\n"), "{entry}");
+    // v2 comes from the build repo into the sysroot repo, then deploys.
+    let sysrepo = root.join("ostree/repo");
+    ps(&root, &["--repo", b.repo.to_str().expect("utf-8"), "install", "--os", "sample", &b.v2]).ok();
+    let st = ostree_status(&root);
+    assert_eq!(st, vec![("sample".to_owned(), format!("{}.0", b.v2)), ("sample".to_owned(), format!("{}.0", b.v1))]);
+    assert_eq!(our_status(&root), st);
+    pur(&sysrepo, ["repo", "fsck"]).ok();
+    ostree([&format!("--repo={}", sysrepo.display()), "fsck"]).ok();
+    // Kernel arguments carry over from the merge deployment.
+    let doc: serde_json::Value = serde_json::from_str(&ps(&root, &["--json", "status"]).ok()).expect("json");
+    assert_eq!(doc["deployments"][0]["kargs"], "root=LABEL=root quiet");
+    assert_eq!(doc["deployments"][1]["rollback"], true);
+}
+
+#[test]
+fn rollback_undeploy_pin_kargs() {
+    require_root();
+    let s = Scratch::new();
+    let b = build(&s);
+    let root = install(&s, &b);
+    ps(&root, &["--repo", b.repo.to_str().expect("utf-8"), "install", "--os", "sample", &b.v2]).ok();
+    ps(&root, &["rollback"]).ok();
+    assert_eq!(ostree_status(&root)[0].1, format!("{}.0", b.v1));
+    assert_eq!(our_status(&root), ostree_status(&root));
+    let err = ps(&root, &["undeploy", "1"]).error_line();
+    assert!(err.contains("rollback target"), "{err}");
+    let err = ps(&root, &["undeploy", "0"]).error_line();
+    assert!(err.contains("default deployment"), "{err}");
+    ps(&root, &["pin", "1"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&ps(&root, &["--json", "status"]).ok()).expect("json");
+    assert_eq!(doc["deployments"][1]["pinned"], true);
+    ps(&root, &["kargs", "--append", "console=ttyS0", "--delete", "quiet"]).ok();
+    assert_eq!(ps(&root, &["kargs"]).ok(), "root=LABEL=root console=ttyS0");
+    assert_eq!(our_status(&root), ostree_status(&root));
+    let entry = fs::read_dir(root.join("boot/loader/entries"))
+        .expect("entries")
+        .filter_map(Result::ok)
+        .map(|e| fs::read_to_string(e.path()).expect("read"))
+        .find(|t| t.contains("version 2"))
+        .expect("default entry");
+    assert!(entry.contains("console=ttyS0") && !entry.contains("quiet"), "{entry}");
+}
+
+/// Our sysroot accepts `ostree admin deploy`, and we read what it did;
+/// on a sysroot ostree made, our status, deploy and rollback work.
+#[test]
+fn ostree_admin_and_we_share_sysroots() {
+    require_root();
+    let s = Scratch::new();
+    let b = build(&s);
+    let root = install(&s, &b);
+    let sysrepo = root.join("ostree/repo");
+    // Bring v2 into the sysroot repository with ostree itself.
+    ostree([&format!("--repo={}", sysrepo.display()), "pull-local", b.repo.to_str().expect("utf-8"), &b.v2]).ok();
+    ostree(["admin", "deploy", &format!("--sysroot={}", root.display()), "--os=sample", &b.v2]).ok();
+    assert_eq!(our_status(&root), ostree_status(&root));
+    assert_eq!(our_status(&root)[0].1, format!("{}.0", b.v2));
+    ps(&root, &["rollback"]).ok();
+    assert_eq!(ostree_status(&root)[0].1, format!("{}.0", b.v1));
+
+    // A sysroot made entirely by ostree.
+    let oroot = s.join("ostree-sysroot");
+    fs::create_dir_all(&oroot).expect("mkdir");
+    ostree(["admin", "init-fs", "--modern", oroot.to_str().expect("utf-8")]).ok();
+    ostree(["admin", "os-init", &format!("--sysroot={}", oroot.display()), "sample"]).ok();
+    let orepo = oroot.join("ostree/repo");
+    ostree([&format!("--repo={}", orepo.display()), "pull-local", b.repo.to_str().expect("utf-8"), &b.v1, &b.v2]).ok();
+    ostree(["admin", "deploy", &format!("--sysroot={}", oroot.display()), "--os=sample", "--karg=root=LABEL=x", &b.v1])
+        .ok();
+    assert_eq!(our_status(&oroot), ostree_status(&oroot));
+    // ostree's deploy pruned the unreferenced v2: bring it back.
+    ostree([&format!("--repo={}", orepo.display()), "pull-local", b.repo.to_str().expect("utf-8"), &b.v2]).ok();
+    ps(&oroot, &["deploy", "--os", "sample", &b.v2]).ok();
+    assert_eq!(our_status(&oroot), ostree_status(&oroot));
+    assert_eq!(ostree_status(&oroot)[0].1, format!("{}.0", b.v2));
+    ps(&oroot, &["rollback"]).ok();
+    assert_eq!(ostree_status(&oroot)[0].1, format!("{}.0", b.v1));
+    pur(&orepo, ["repo", "fsck"]).ok();
+}
+
+/// Container state under /var survives deploy, rollback and cleanup.
+#[test]
+fn var_survives() {
+    require_root();
+    let s = Scratch::new();
+    let b = build(&s);
+    let root = install(&s, &b);
+    let var = root.join("ostree/deploy/sample/var");
+    for d in ["lib/docker/overlay2/abc", "lib/rkt/pods", "lib/garden/containers"] {
+        fs::create_dir_all(var.join(d)).expect("mkdir");
+        fs::write(var.join(d).join("state"), d).expect("write");
+    }
+    let before = describe_tree(&var, true);
+    ps(&root, &["--repo", b.repo.to_str().expect("utf-8"), "install", "--os", "sample", &b.v2]).ok();
+    ps(&root, &["rollback"]).ok();
+    ps(&root, &["cleanup"]).ok();
+    assert_eq!(describe_tree(&var, true), before);
+}
+
+/// Local /etc changes carry into the new deployment; etc-diff predicts it.
+#[test]
+fn etc_merge_through_deploy() {
+    require_root();
+    let s = Scratch::new();
+    let b = build(&s);
+    let root = install(&s, &b);
+    let etc = deploy_dir(&root, &b.v1, 0).join("etc");
+    fs::write(etc.join("hostname"), "edited-host\n").expect("write");
+    fs::remove_file(etc.join("docker/daemon.json")).expect("rm");
+    fs::write(etc.join("added.conf"), "mine\n").expect("write");
+    let sysrepo = root.join("ostree/repo");
+    ostree([&format!("--repo={}", sysrepo.display()), "pull-local", b.repo.to_str().expect("utf-8"), &b.v2]).ok();
+    let preview: serde_json::Value =
+        serde_json::from_str(&ps(&root, &["--json", "etc-diff", &b.v2]).ok()).expect("json");
+    let out: serde_json::Value = serde_json::from_str(&ps(&root, &["--json", "deploy", &b.v2]).ok()).expect("json");
+    assert_eq!(preview["changes"], out["etc"]["changes"], "etc-diff differs from what deploy did");
+    let new_etc = deploy_dir(&root, &b.v2, 0).join("etc");
+    assert_eq!(fs::read_to_string(new_etc.join("hostname")).expect("read"), "edited-host\n");
+    assert!(!new_etc.join("docker/daemon.json").exists());
+    assert_eq!(fs::read_to_string(new_etc.join("added.conf")).expect("read"), "mine\n");
+    // motd changed upstream and was not touched locally: the new default.
+    assert_eq!(fs::read_to_string(new_etc.join("motd")).expect("read"), "Welcome to Sample Photon 2.0\n");
+}
+
+/// With the sysroot pretending to be booted (booted root = a deployment,
+/// its ostree= on a fake command line), a staged deploy switches only at
+/// finalize-staged, and picks up /etc edits made after staging.
+#[test]
+fn staged_deploy_finalizes_at_shutdown() {
+    require_root();
+    let s = Scratch::new();
+    let b = build(&s);
+    let root = install(&s, &b);
+    let run = s.join("run");
+    fs::create_dir_all(&run).expect("mkdir");
+    let booted = deploy_dir(&root, &b.v1, 0);
+    let entry = fs::read_to_string(root.join("boot/loader/entries/ostree-1-sample.conf")).expect("entry");
+    let cmdline = s.join("cmdline");
+    fs::write(
+        &cmdline,
+        entry.lines().find(|l| l.starts_with("options ")).expect("options").trim_start_matches("options "),
+    )
+    .expect("write");
+    let host = |args: &[&str]| {
+        let mut all = vec![
+            "--booted-root",
+            booted.to_str().expect("utf-8"),
+            "--cmdline",
+            cmdline.to_str().expect("utf-8"),
+            "--run-dir",
+            run.to_str().expect("utf-8"),
+        ];
+        all.extend_from_slice(args);
+        ps(&root, &all)
+    };
+    let sysrepo = root.join("ostree/repo");
+    ostree([&format!("--repo={}", sysrepo.display()), "pull-local", b.repo.to_str().expect("utf-8"), &b.v2]).ok();
+    host(&["deploy", "--stage", &b.v2]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&host(&["--json", "status"]).ok()).expect("json");
+    assert_eq!(doc["deployments"][0]["staged"], true, "{doc}");
+    assert_eq!(doc["deployments"][1]["booted"], true, "{doc}");
+    // Nothing switched yet: ostree still sees only v1.
+    assert_eq!(ostree_status(&root), vec![("sample".to_owned(), format!("{}.0", b.v1))]);
+    fs::write(booted.join("etc/hostname"), "late-edit\n").expect("write");
+    let fin: serde_json::Value = serde_json::from_str(&host(&["--json", "finalize-staged"]).ok()).expect("json");
+    assert_eq!(fin["switched"]["remergedEtc"], true, "{fin}");
+    assert_eq!(ostree_status(&root)[0].1, format!("{}.0", b.v2));
+    assert_eq!(fs::read_to_string(deploy_dir(&root, &b.v2, 0).join("etc/hostname")).expect("read"), "late-edit\n");
+    host(&["cleanup"]).ok();
+    assert_eq!(our_status(&root), ostree_status(&root));
+}
+
+/// A deploy onto a filesystem too small for it fails before writing
+/// anything and says how much it needs; the same for a small /boot.
+#[test]
+fn space_is_checked_before_anything_is_written() {
+    require_root();
+    let s = Scratch::new();
+    let b = build(&s);
+    let root = s.join("tiny");
+    fs::create_dir_all(&root).expect("mkdir");
+    sh("mount", &["-t", "tmpfs", "-o", "size=3m", "tmpfs", root.to_str().expect("utf-8")]).ok();
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(root.clone());
+    let r = pur(&b.repo, ["--sysroot", root.to_str().expect("utf-8"), "install", "--os", "sample", &b.v1]);
+    let err = r.error_line();
+    assert!(err.contains("not enough space") && err.contains("needs") && err.contains("MiB"), "{err}");
+    assert!(
+        !root.join("ostree/deploy/sample/deploy").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false),
+        "a deployment was written"
+    );
+    // Room for the objects but not for the deployment (directories, /etc
+    // copy, margin): the deploy's own check refuses it.
+    sh("umount", &[root.to_str().expect("utf-8")]).ok();
+    sh("mount", &["-t", "tmpfs", "-o", "size=6m", "tmpfs", root.to_str().expect("utf-8")]).ok();
+    let err =
+        pur(&b.repo, ["--sysroot", root.to_str().expect("utf-8"), "install", "--os", "sample", &b.v1]).error_line();
+    assert!(err.contains("the deployment needs") && err.contains("MiB are free"), "{err}");
+    assert!(
+        fs::read_dir(root.join("ostree/deploy/sample/deploy")).expect("deploy dir").next().is_none(),
+        "a deployment was written"
+    );
+    assert!(!root.join("boot/loader").exists(), "the boot configuration changed");
+    // /boot on its own small tmpfs: the sysroot fits, the kernel does not.
+    let root2 = s.join("smallboot");
+    fs::create_dir_all(root2.join("boot")).expect("mkdir");
+    sh("mount", &["-t", "tmpfs", "-o", "size=512k", "tmpfs", root2.join("boot").to_str().expect("utf-8")]).ok();
+    let _u2 = Unmount(root2.join("boot"));
+    let err =
+        pur(&b.repo, ["--sysroot", root2.to_str().expect("utf-8"), "install", "--os", "sample", &b.v1]).error_line();
+    assert!(err.contains("/boot") && err.contains("MiB"), "{err}");
+    assert!(fs::read_dir(root2.join("boot")).expect("boot").next().is_none(), "something was written to /boot");
+}
