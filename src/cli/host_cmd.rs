@@ -147,7 +147,10 @@ pub fn run_install(cli: &Cli, a: &InstallArgs) -> Result<ExitCode> {
     let progress = cli.progress();
     copy_commit(&src, &dst, &commit, progress.as_ref())?;
     let refspec = a.origin.clone().unwrap_or_else(|| a.rev.clone());
-    if let Ok(spec) = RefSpec::parse(&refspec) {
+    // Record the ref the origin follows (a bare checksum needs none).
+    if Checksum::from_hex(&refspec).is_err()
+        && let Ok(spec) = RefSpec::parse(&refspec)
+    {
         dst.set_ref(&spec, Some(&commit))?;
     }
     let mut sysroot = Sysroot::open(root, cli.host.env())?;

@@ -163,12 +163,10 @@ impl fmt::Display for Action {
 /// anything. The handles are the old deployment's `usr/etc` and `etc` and
 /// the new deployment's `usr/etc`.
 pub fn plan(old_default: &Dir, old_local: &Dir, new_default: &Dir) -> Result<EtcPlan> {
-    let trees = [old_default, old_local, new_default]
-        .map(|d| scan_dir(d).with_context(|| format!("reading {}", d.path().display())));
-    let [a, l, n] = trees;
-    let (a, l, n) = (a?, l?, n?);
+    let scan = |d: &Dir| scan_dir(d).with_context(|| format!("reading {}", d.path().display()));
+    let (a, l, n) = (scan(old_default)?, scan(old_local)?, scan(new_default)?);
     let mut planner = Planner { dirs: [old_default, old_local, new_default], digests: HashMap::new(), changes: vec![] };
-    planner.merge_dir("", Some(&a), &l, &n)?;
+    planner.merge_dir("", &a, &l, &n)?;
     Ok(EtcPlan { changes: planner.changes })
 }
 
@@ -177,8 +175,8 @@ pub fn plan(old_default: &Dir, old_local: &Dir, new_default: &Dir) -> Result<Etc
 /// the local changes replayed on top. Returns the plan it applied, which is
 /// what [`plan`] returns for the same trees.
 pub fn merge(old_default: &Dir, old_local: &Dir, new_default: &Dir, new_etc: &Dir) -> Result<EtcPlan> {
-    let not_empty = new_etc.entries().with_context(|| format!("reading {}", new_etc.path().display()))?;
-    if !not_empty.is_empty() {
+    let existing = new_etc.entries().with_context(|| format!("reading {}", new_etc.path().display()))?;
+    if !existing.is_empty() {
         bail!("{}: the new /etc must start empty", new_etc.path().display());
     }
     let plan = plan(old_default, old_local, new_default)?;
@@ -217,8 +215,8 @@ pub fn merge(old_default: &Dir, old_local: &Dir, new_default: &Dir, new_etc: &Di
 /// Permission bits: what we compare and copy of `st_mode`.
 const PERM_BITS: u32 = 0o7777;
 /// Mode of a file while it is being written; its final mode is set after
-/// its owner and xattrs (chown clears setuid bits; an owner-only mode would
-/// refuse `user.*` xattrs to anyone but root).
+/// its owner and xattrs (chown clears setuid bits, and a read-only mode
+/// would refuse `user.*` xattrs to anyone but root).
 const FILLING_FILE_MODE: u32 = 0o600;
 /// Mode of a directory while it is being filled; see [`merge`].
 const FILLING_DIR_MODE: u32 = 0o700;
@@ -365,15 +363,14 @@ impl Planner<'_> {
     }
 
     /// Merges the entries of a directory present locally and in the new
-    /// default (`a` is `None` if the old default lacks it).
+    /// default (`a` is empty if the old default lacks it).
     fn merge_dir(
         &mut self,
         path: &str,
-        a: Option<&BTreeMap<String, Node>>,
+        a: &BTreeMap<String, Node>,
         l: &BTreeMap<String, Node>,
         n: &BTreeMap<String, Node>,
     ) -> Result<()> {
-        let a = a.unwrap_or(&NO_ENTRIES);
         let names: BTreeSet<&String> = a.keys().chain(l.keys()).chain(n.keys()).collect();
         for name in names {
             self.plan_node(&join(path, name), a.get(name), l.get(name), n.get(name))?;
@@ -383,23 +380,24 @@ impl Planner<'_> {
 
     /// Decides one path, given its entry in each tree.
     fn plan_node(&mut self, path: &str, a: Option<&Node>, l: Option<&Node>, n: Option<&Node>) -> Result<()> {
-        if let (Some(ln @ Node { kind: NodeKind::Dir(lc), .. }), Some(nn @ Node { kind: NodeKind::Dir(nc), .. })) =
-            (l, n)
-        {
-            let ac = match a.map(|a| &a.kind) {
-                None => Some(None),
-                Some(NodeKind::Dir(ac)) => Some(Some(ac)),
+        // A directory locally and in the new default, and a directory (or
+        // nothing) in the old default: its own mode and owner are decided
+        // here, its entries one by one. Anything else is decided whole.
+        if let (Some(ln), Some(nn)) = (l, n)
+            && let (NodeKind::Dir(lc), NodeKind::Dir(nc)) = (&ln.kind, &nn.kind)
+            && let Some(ac) = match a.map(|a| &a.kind) {
+                None => Some(&NO_ENTRIES),
+                Some(NodeKind::Dir(ac)) => Some(ac),
                 Some(_) => None,
-            };
-            if let Some(ac) = ac {
-                let am = a.map(|a| a.meta);
-                if Some(ln.meta) != am {
-                    self.push(path, Action::KeepMetadata, metadata_conflict(am, ln.meta, nn.meta));
-                } else if Some(nn.meta) != am {
-                    self.push(path, Action::TakeModified, None);
-                }
-                return self.merge_dir(path, ac, lc, nc);
             }
+        {
+            let am = a.map(|a| a.meta);
+            if Some(ln.meta) != am {
+                self.push(path, Action::KeepMetadata, metadata_conflict(am, ln.meta, nn.meta));
+            } else if Some(nn.meta) != am {
+                self.push(path, Action::TakeModified, None);
+            }
+            return self.merge_dir(path, ac, lc, nc);
         }
         if self.same(Tree::OldDefault, Tree::OldLocal, path, a, l)? {
             if !self.same(Tree::OldDefault, Tree::NewDefault, path, a, n)? {

@@ -12,3 +12,4 @@ mod repo_crash;
 mod repo_fsck;
 mod repo_interop;
 mod sysroot;
+mod sysroot_crash;

@@ -5,9 +5,7 @@
 //! commit, never anywhere else.
 
 use std::fs;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use crate::util::*;
 
@@ -28,35 +26,6 @@ const SYSCALLS: &[&str] = &[
 /// Stop stepping through one syscall after this many invocations (the
 /// fixture needs far fewer; this only bounds a runaway loop).
 const MAX_STEPS: usize = 400;
-
-/// Runs our binary under strace, killed at the `n`-th `syscall`. Returns
-/// true if the kill happened (false: the command finished first).
-fn run_killed(repo: &Path, syscall: &str, n: usize, args: &[&str]) -> bool {
-    let status = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e", &format!("inject={syscall}:signal=KILL:when={n}")])
-        .arg(bin())
-        .args(["--repo", repo.to_str().expect("utf-8")])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("strace runs (CI installs it)");
-    if status.success() {
-        return false;
-    }
-    assert_eq!(
-        status.signal().or(status.code().map(|c| c - 128)),
-        Some(9),
-        "{syscall}#{n}: failed without being killed: {status:?}"
-    );
-    true
-}
-
-fn copy_repo(from: &Path, to: &Path) {
-    let _ = fs::remove_dir_all(to);
-    sh("cp", &["-a", from.to_str().expect("utf-8"), to.to_str().expect("utf-8")]).ok();
-}
 
 fn check_consistent(repo: &Path, branch: &str, allowed: &[&str], at: &str) {
     let r = pur(repo, ["repo", "fsck"]);
@@ -86,14 +55,14 @@ fn commit_survives_a_crash_at_every_step() {
     let args = ["repo", "commit", "-b", "t", "--timestamp", "2", tree.to_str().expect("utf-8")];
     // The commit that an uninterrupted run makes.
     let clean = s.join("clean");
-    copy_repo(&base, &clean);
+    copy_tree(&base, &clean);
     let c2 = pur(&clean, args).ok();
     let work = s.join("work");
     let mut crashes = 0;
     for syscall in SYSCALLS {
         for n in 1..=MAX_STEPS {
-            copy_repo(&base, &work);
-            if !run_killed(&work, syscall, n, &args) {
+            copy_tree(&base, &work);
+            if !run_killed(&["--repo", work.to_str().expect("utf-8")], syscall, n, &args) {
                 break;
             }
             crashes += 1;
@@ -134,8 +103,8 @@ fn prune_survives_a_crash_at_every_step() {
     let mut crashes = 0;
     for syscall in ["unlinkat", "openat", "syncfs"] {
         for n in 1..=MAX_STEPS {
-            copy_repo(&base, &work);
-            if !run_killed(&work, syscall, n, &args) {
+            copy_tree(&base, &work);
+            if !run_killed(&["--repo", work.to_str().expect("utf-8")], syscall, n, &args) {
                 break;
             }
             crashes += 1;

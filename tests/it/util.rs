@@ -245,3 +245,38 @@ pub fn object_files(repo: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Runs our binary under strace with `pre` then `args`, killed (SIGKILL)
+/// at the `n`-th call of `syscall`. True if the kill happened (false: the
+/// command finished first).
+pub fn run_killed(pre: &[&str], syscall: &str, n: usize, args: &[&str]) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", &format!("inject={syscall}:signal=KILL:when={n}")])
+        .arg(bin())
+        .args(pre)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("strace runs (CI installs it)");
+    if status.success() {
+        return false;
+    }
+    assert_eq!(
+        status.signal().or(status.code().map(|c| c - 128)),
+        Some(9),
+        "{syscall}#{n}: failed without being killed: {status:?}"
+    );
+    true
+}
+
+/// `cp -a FROM TO`, replacing TO (clearing immutable flags first).
+pub fn copy_tree(from: &Path, to: &Path) {
+    if to.exists() {
+        let _ = Command::new("chattr").args(["-R", "-i"]).arg(to).stderr(Stdio::null()).status();
+        let _ = fs::remove_dir_all(to);
+    }
+    sh("cp", &["-a", from.to_str().expect("utf-8"), to.to_str().expect("utf-8")]).ok();
+}
