@@ -117,10 +117,7 @@ fn entries_complete(root: &Path, at: &str) {
 fn check(root: &Path, allowed: &[&[String]], at: &str) {
     entries_complete(root, at);
     let theirs = deployments(root);
-    assert!(
-        allowed.iter().any(|a| *a == theirs.as_slice()),
-        "{at}: deployments {theirs:?}, expected one of {allowed:?}"
-    );
+    assert!(allowed.contains(&theirs.as_slice()), "{at}: deployments {theirs:?}, expected one of {allowed:?}");
     assert_eq!(ours(root), theirs, "{at}: our status disagrees with ostree's");
     pur(&root.join("ostree/repo"), ["repo", "fsck"]).ok();
     ostree([&format!("--repo={}", root.join("ostree/repo").display()), "fsck"]).ok();
