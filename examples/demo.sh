@@ -1,50 +1,54 @@
 #!/usr/bin/env bash
 # The main job, end to end, on the built-in sample OS tree, in a scratch
 # directory (nothing outside it is touched; no root needed):
-#   build server: commit, sign, publish a signed summary, serve on 127.0.0.1
-#   host: add the remote with the publisher's key, pull (verified), update,
-#         check out, fsck; then watch a tampered publish get refused.
-# Later stages (deploy, roll back) join as they land.
+#   build server (examples/build-server.sh): commit, sign, signed summary;
+#   served on 127.0.0.1;
+#   host (examples/host.sh): install into a scratch sysroot, upgrade
+#   (verified pull, deploy), status, roll back;
+#   then: pull into a second repository, inspect, check out, fsck, and see
+#   a commit signed by another key and a damaged object refused.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cargo build --release --quiet --manifest-path "$here/../Cargo.toml"
-pu="$here/../target/release/photon-upgrade"
+# PU names a prebuilt binary (the test suite runs the demo with its own).
+if [ -z "${PU:-}" ]; then
+  cargo build --release --quiet --manifest-path "$here/../Cargo.toml"
+fi
+pu=${PU:-$here/../target/release/photon-upgrade}
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/photon-demo.XXXXXX")
 server_pid=
-trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
+# Deployment roots are immutable (chattr +i) when made as root.
+trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; find "$work" -type d -exec chattr -i {} + 2>/dev/null; rm -rf "$work"' EXIT
 step() { printf '\n== %s\n' "$*"; }
 branch=sample/x86_64/stable
 
-step "build server: a signing key, the sample OS tree 1.0, a signed commit"
-"$pu" repo keygen --output "$work/publisher.key"
-"$here/sample-os.sh" "$work/tree-1.0" 1.0
-"$pu" --repo "$work/build" repo init --mode archive
-c1=$("$pu" --repo "$work/build" repo commit -b $branch --version 1.0 --subject "Sample Photon 1.0" \
-  --sign-key "$work/publisher.key" "$work/tree-1.0")
-echo "committed $c1"
+step "build server (examples/build-server.sh): sign and publish Sample Photon 1.0"
+PU="$pu" "$here/build-server.sh" "$work" 1.0
+c1=$("$pu" --repo "$work/build" repo rev-parse $branch)
 
-step "publish: signed summary, served over HTTP on 127.0.0.1"
-"$pu" --repo "$work/build" repo summary --update --sign-key "$work/publisher.key"
+step "serve the published repository on 127.0.0.1"
 "$pu" internals serve "$work/build" > "$work/serve.out" &
 server_pid=$!
 for _ in $(seq 50); do grep -q http "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/.* on \(http:.*\)/\1/p' "$work/serve.out")
 echo "serving at $url"
 
-step "host: add the remote with the publisher's public key, pull, verify"
+step "host (examples/host.sh): install 1.0 into a scratch sysroot; no update yet"
+PU="$pu" "$here/host.sh" "$work" "$url"
+
+step "build server: publish 1.1 (only what changed is stored)"
+PU="$pu" "$here/build-server.sh" "$work" 1.1
+c2=$("$pu" --repo "$work/build" repo rev-parse $branch)
+
+step "host: upgrade to 1.1 (pull verified, deploy), status, roll back"
+PU="$pu" "$here/host.sh" "$work" "$url"
+"$pu" --sysroot "$work/sysroot" --json status | grep -E '"(deployment|version|rollback)"'
+
+step "a second repository pulls the same publish with the publisher's key"
 "$pu" --repo "$work/host" repo init --mode bare-user
 "$pu" --repo "$work/host" remote add origin "$url" --trusted-key "$work/publisher.key.pub"
-"$pu" --repo "$work/host" pull origin $branch
-"$pu" --repo "$work/host" repo verify origin:$branch --trusted-key "$work/publisher.key.pub"
-
-step "version 1.1: the build server commits only what changed; the host pulls only that"
-"$here/sample-os.sh" "$work/tree-1.1" 1.1
-c2=$("$pu" --repo "$work/build" --json repo commit -b $branch --version 1.1 --subject "Sample Photon 1.1" \
-  --sign-key "$work/publisher.key" "$work/tree-1.1" | tee "$work/commit.json" | sed -n 's/.*"commit": "\([0-9a-f]*\)".*/\1/p')
-grep -A3 '"written"' "$work/commit.json"
-"$pu" --repo "$work/build" repo summary --update --sign-key "$work/publisher.key"
 "$pu" --repo "$work/host" pull --dry-run origin $branch | tail -1
-"$pu" --repo "$work/host" pull origin $branch
+"$pu" --repo "$work/host" pull --depth 1 origin $branch
+"$pu" --repo "$work/host" repo verify origin:$branch --trusted-key "$work/publisher.key.pub"
 
 step "inspect on the host: show, log, diff"
 "$pu" --repo "$work/host" repo show origin:$branch

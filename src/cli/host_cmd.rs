@@ -140,7 +140,10 @@ pub fn run_install(cli: &Cli, a: &InstallArgs) -> Result<ExitCode> {
     }
     let repo_path = root.join("ostree/repo");
     if dir.stat_optional("ostree/repo/config")?.is_none() {
-        Repo::init(&repo_path, RepoMode::Bare)?;
+        // bare keeps real owners (what a host needs); without root, a
+        // bare-user repository gives a sysroot owned by the caller (demos, CI).
+        let mode = if crate::fsutil::euid() == 0 { RepoMode::Bare } else { RepoMode::BareUser };
+        Repo::init(&repo_path, mode)?;
     }
     init_stateroot(&dir, &a.os)?;
     let dst = Repo::open(&repo_path)?;
@@ -236,7 +239,7 @@ pub fn run_upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<ExitCode> {
     if a.check {
         let plan = pull(sysroot.repo(), &remote, &pull_opts, progress.as_ref())?;
         let newest = plan.refs.first().map(|r| r.new);
-        let available = plan.plan.as_ref().is_some_and(|p| !p.is_empty()) && newest != Some(cur.csum);
+        let available = newest.is_some_and(|n| n != cur.csum);
         if cli.json {
             output::json(
                 "UpgradeCheck",

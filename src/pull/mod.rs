@@ -244,7 +244,15 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
                 plan.push(PlannedObject { objtype: "commitmeta", checksum: *c, bytes: d.len() as u64 });
             }
         }
+        // The refs a real pull would move (nothing moves now).
+        let mut refs = Vec::new();
+        for (spec, c) in &targets {
+            if let Some(spec) = spec {
+                refs.push(RefUpdate { spec: spec.to_string(), old: repo.resolve_ref(spec)?, new: *c });
+            }
+        }
         return Ok(PullOutcome {
+            refs,
             requests: fetcher.stats.requests.load(Ordering::Relaxed),
             bytes: fetcher.stats.bytes.load(Ordering::Relaxed),
             plan: Some(plan),

@@ -237,11 +237,13 @@ pub fn write_origin(sysroot: &Sysroot, d: &Deployment) -> Result<()> {
     dir.write_atomic(&name, d.origin.to_text().as_bytes(), 0o644).with_context(|| format!("writing {name}"))
 }
 
+/// The immutable flag is best effort: tmpfs and some filesystems lack it,
+/// and setting it needs CAP_LINUX_IMMUTABLE (a non-root demo sysroot).
 fn ignore_unsupported(r: std::io::Result<()>) -> std::io::Result<()> {
+    use rustix::io::Errno;
+    let skip = [Errno::NOTTY, Errno::OPNOTSUPP, Errno::INVAL, Errno::PERM].map(Errno::raw_os_error);
     match r {
-        Err(e) if matches!(e.raw_os_error(), Some(code) if code == rustix::io::Errno::NOTTY.raw_os_error() || code == rustix::io::Errno::OPNOTSUPP.raw_os_error() || code == rustix::io::Errno::INVAL.raw_os_error()) => {
-            Ok(())
-        }
+        Err(e) if e.raw_os_error().is_some_and(|c| skip.contains(&c)) => Ok(()),
         r => r,
     }
 }
@@ -264,7 +266,8 @@ pub fn create_deployment(
     let name = format!("{commit}.{serial}");
     let tmp_name = format!("{}{name}", fsutil::TEMP_PREFIX);
     deploy_dir.remove_all(&tmp_name)?;
-    let co = CheckoutOptions { hardlink: true, user_mode: false, subpath: None };
+    let user_mode = sysroot.repo().mode() != crate::repo::RepoMode::Bare;
+    let co = CheckoutOptions { hardlink: true, user_mode, subpath: None };
     checkout(sysroot.repo(), commit, &sysroot.path().join(&deploy_rel).join(&tmp_name), &co, &NoProgress)
         .with_context(|| format!("checking out {commit}"))?;
     let tmp = deploy_dir.open_dir(&tmp_name)?;

@@ -322,3 +322,42 @@ fn space_is_checked_before_anything_is_written() {
     assert!(err.contains("/boot") && err.contains("MiB"), "{err}");
     assert!(fs::read_dir(root2.join("boot")).expect("boot").next().is_none(), "something was written to /boot");
 }
+
+/// `upgrade` follows the origin: --check exits 77 when there is nothing
+/// new and 0 when there is; --preview lists the changed files; upgrade
+/// pulls and deploys.
+#[test]
+fn upgrade_check_preview_and_deploy() {
+    require_root();
+    let s = Scratch::new();
+    let b = build(&s);
+    let nginx = crate::server::Nginx::serve(&b.repo, s.path_buf());
+    pur(&b.repo, ["repo", "summary", "--update"]).ok();
+    let root = s.join("sysroot");
+    pur(
+        &b.repo,
+        [
+            "--sysroot",
+            root.to_str().expect("utf-8"),
+            "install",
+            "--os",
+            "sample",
+            "--origin",
+            "origin:os/stable",
+            "os/stable^",
+        ],
+    )
+    .ok();
+    ps(&root, &["remote", "add", "origin", &nginx.url(), "--no-sign-verify"]).ok();
+    let r = ps(&root, &["upgrade", "--check"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(r.stdout().contains("update available"), "{}", r.stdout());
+    let preview = ps(&root, &["upgrade", "--preview"]).ok();
+    assert!(preview.contains("M    /usr/lib/os-release"), "{preview}");
+    assert_eq!(our_status(&root).len(), 1, "preview deployed something");
+    ps(&root, &["upgrade"]).ok();
+    assert_eq!(ostree_status(&root)[0].1, format!("{}.0", b.v2));
+    assert_eq!(our_status(&root), ostree_status(&root));
+    let r = ps(&root, &["upgrade", "--check"]);
+    assert_eq!(r.code(), 77, "nothing new must exit 77: {} {}", r.stdout(), r.stderr());
+}
