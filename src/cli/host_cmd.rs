@@ -18,7 +18,7 @@ use crate::repo::refs::RefSpec;
 use crate::repo::{Repo, RepoMode};
 use crate::sysroot::deploy::{DeployOptions, deploy, init_stateroot, resolve};
 use crate::sysroot::deployment::Deployment;
-use crate::sysroot::{HostEnv, Sysroot, bootswap, etcmerge, staged, status};
+use crate::sysroot::{HostEnv, Sysroot, bootswap, etcmerge, packages, staged, status};
 
 /// Exit status of `upgrade --check` when there is nothing new (CLI.md).
 pub const EXIT_NO_UPDATE: u8 = 77;
@@ -263,13 +263,30 @@ pub fn run_upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<ExitCode> {
     }
     if a.preview {
         let changes = diff(sysroot.repo(), &cur.csum, &new)?;
+        let packages =
+            match (packages::dpkg_packages(sysroot.repo(), &cur.csum)?, packages::dpkg_packages(sysroot.repo(), &new)?)
+            {
+                (Some(old), Some(newp)) => Some(packages::diff(&old, &newp)),
+                _ => None,
+            };
         if cli.json {
             output::json(
                 "UpgradePreview",
-                &json!({"from": cur.csum.to_hex(), "to": new.to_hex(), "changes": changes}),
+                &json!({"from": cur.csum.to_hex(), "to": new.to_hex(), "changes": changes, "packages": packages}),
             )?;
         } else {
-            output::lines(changes.iter().map(|e| format!("{}    {}", e.change.letter(), e.path)))?;
+            let mut lines: Vec<String> = packages
+                .iter()
+                .flatten()
+                .map(|p| match (&p.old, &p.new) {
+                    (Some(o), Some(n)) => format!("package {} {o} -> {n}", p.name),
+                    (None, Some(n)) => format!("package {} added {n}", p.name),
+                    (Some(o), None) => format!("package {} removed {o}", p.name),
+                    (None, None) => String::new(),
+                })
+                .collect();
+            lines.extend(changes.iter().map(|e| format!("{}    {}", e.change.letter(), e.path)));
+            output::lines(lines)?;
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -22,6 +22,7 @@ use crate::repo::fsck::fsck;
 use crate::repo::prune::{PruneOptions, prune};
 use crate::repo::refs::RefSpec;
 use crate::repo::summary::SummaryOptions;
+use crate::repo::tree::PathEntry;
 use crate::repo::{Repo, RepoMode};
 use crate::sign::{self, TrustStore};
 
@@ -662,20 +663,8 @@ fn ls_dir(
     Ok(())
 }
 
-/// Walks `path` in a commit's tree: returns the file id or the dir's (tree, meta).
-fn lookup_path(repo: &Repo, commit: &Checksum, path: &str) -> Result<Result<Checksum, (Checksum, Checksum)>> {
-    let c = repo.load_commit(commit)?;
-    let (mut tree, mut meta) = (c.root_tree, c.root_meta);
-    let comps: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
-    for (i, comp) in comps.iter().enumerate() {
-        let dt = repo.load_dirtree(&tree)?;
-        match dt.lookup(comp) {
-            Some(repo_format::dirtree::Entry::Dir(d)) => (tree, meta) = (d.tree, d.meta),
-            Some(repo_format::dirtree::Entry::File(f)) if i + 1 == comps.len() => return Ok(Ok(f.checksum)),
-            _ => bail!("{path}: no such file or directory in commit {commit}"),
-        }
-    }
-    Ok(Err((tree, meta)))
+fn lookup_path(repo: &Repo, commit: &Checksum, path: &str) -> Result<PathEntry> {
+    repo.lookup_path(commit, path)?.ok_or_else(|| anyhow!("{path}: no such file or directory in commit {commit}"))
 }
 
 fn cmd_ls(cli: &Cli, repo: &Repo, rev: &str, path: &str, recursive: bool) -> Result<ExitCode> {
@@ -683,8 +672,8 @@ fn cmd_ls(cli: &Cli, repo: &Repo, rev: &str, path: &str, recursive: bool) -> Res
     let shown = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
     let mut entries = Vec::new();
     match lookup_path(repo, &c, path)? {
-        Ok(file) => entries.push(ls_file(repo, shown, &file)?),
-        Err((tree, meta)) => ls_dir(repo, shown, &tree, &meta, recursive, true, &mut entries)?,
+        PathEntry::File(file) => entries.push(ls_file(repo, shown, &file)?),
+        PathEntry::Dir { tree, meta } => ls_dir(repo, shown, &tree, &meta, recursive, true, &mut entries)?,
     }
     if cli.json {
         output::json("TreeListing", &json!({"commit": c.to_hex(), "entries": entries}))?;
@@ -696,7 +685,7 @@ fn cmd_ls(cli: &Cli, repo: &Repo, rev: &str, path: &str, recursive: bool) -> Res
 
 fn cmd_cat(repo: &Repo, rev: &str, path: &str) -> Result<ExitCode> {
     let c = repo.resolve_rev(rev)?;
-    let Ok(file) = lookup_path(repo, &c, path)? else { bail!("{path} is a directory") };
+    let PathEntry::File(file) = lookup_path(repo, &c, path)? else { bail!("{path} is a directory") };
     let mut content = repo.open_content(&file)?;
     if is_symlink(content.header.mode) {
         bail!("{path} is a symlink to {}", content.header.symlink_target);

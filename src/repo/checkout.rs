@@ -10,10 +10,10 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use repo_format::dirtree::Entry;
 use repo_format::mode::{S_IFMT, S_IFREG, is_symlink};
 use repo_format::{Checksum, DirMeta, FileHeader};
 
+use super::tree::PathEntry;
 use super::{Repo, RepoMode};
 use crate::fsutil::{self, Dir};
 use crate::progress::{Progress, Unit};
@@ -81,24 +81,20 @@ pub fn checkout(
         Ctx { repo, opts, can_hardlink: opts.hardlink && can_hardlink, progress, stats: CheckoutStats::default() };
 
     // Find the subtree (or single file) to check out.
-    let (mut tree, mut meta) = (c.root_tree, c.root_meta);
-    if let Some(sub) = opts.subpath.as_deref() {
-        let comps: Vec<&str> = sub.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
-        for (i, comp) in comps.iter().enumerate() {
-            let dt = repo.load_dirtree(&tree)?;
-            match dt.lookup(comp) {
-                Some(Entry::Dir(d)) => (tree, meta) = (d.tree, d.meta),
-                Some(Entry::File(f)) if i + 1 == comps.len() => {
-                    progress.start("checkout", Unit::Files, Some(1));
-                    ctx.file(&parent, leaf, &f.checksum)?;
-                    progress.finish();
-                    parent.fsync()?;
-                    return Ok(ctx.stats);
-                }
-                _ => bail!("{sub}: no such path in commit {commit}"),
+    let (tree, meta) = match opts.subpath.as_deref() {
+        None => (c.root_tree, c.root_meta),
+        Some(sub) => match repo.lookup_path(commit, sub)? {
+            Some(PathEntry::Dir { tree, meta }) => (tree, meta),
+            Some(PathEntry::File(f)) => {
+                progress.start("checkout", Unit::Files, Some(1));
+                ctx.file(&parent, leaf, &f)?;
+                progress.finish();
+                parent.fsync()?;
+                return Ok(ctx.stats);
             }
-        }
-    }
+            None => bail!("{sub}: no such path in commit {commit}"),
+        },
+    };
     progress.start("checkout", Unit::Files, None);
     ctx.dir(&parent, leaf, &tree, &meta).with_context(|| format!("checking out to {}", dest.display()))?;
     progress.finish();

@@ -16,6 +16,7 @@ pub mod refs;
 pub mod rev;
 pub mod summary;
 pub mod traverse;
+pub mod tree;
 pub mod write;
 
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ use repo_format::mode::is_reg;
 use repo_format::{Checksum, Hasher};
 
 use crate::repo::Repo;
+use crate::repo::tree::PathEntry;
 
 /// One boot file inside the tree.
 #[derive(Debug, Clone)]
@@ -66,14 +67,10 @@ fn regular_file(
 
 /// Finds the kernel of `commit`.
 pub fn find(repo: &Repo, commit: &Checksum) -> Result<KernelLayout> {
-    let c = repo.load_commit(commit)?;
-    let mut tree = repo.load_dirtree(&c.root_tree)?;
-    for comp in ["usr", "lib", "modules"] {
-        match tree.lookup(comp) {
-            Some(Entry::Dir(d)) => tree = repo.load_dirtree(&d.tree)?,
-            _ => bail!("commit {commit} has no kernel: expected usr/lib/modules/KVER/vmlinuz"),
-        }
-    }
+    let Some(PathEntry::Dir { tree, .. }) = repo.lookup_path(commit, "usr/lib/modules")? else {
+        bail!("commit {commit} has no kernel: expected usr/lib/modules/KVER/vmlinuz");
+    };
+    let tree = repo.load_dirtree(&tree)?;
     for d in tree.dirs() {
         let kver = d.name.as_str();
         let sub = repo.load_dirtree(&d.tree)?;

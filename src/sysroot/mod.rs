@@ -23,6 +23,7 @@ pub mod deploy;
 pub mod deployment;
 pub mod etcmerge;
 pub mod kernel;
+pub mod packages;
 pub mod staged;
 pub mod status;
 

@@ -361,3 +361,47 @@ fn upgrade_check_preview_and_deploy() {
     let r = ps(&root, &["upgrade", "--check"]);
     assert_eq!(r.code(), 77, "nothing new must exit 77: {} {}", r.stdout(), r.stderr());
 }
+
+/// The booted deployment is the one `/` is (device and inode); `ostree=`
+/// on the command line is a cross-check, and a disagreement is reported.
+#[test]
+fn booted_deployment_and_cmdline_cross_check() {
+    require_root();
+    let s = Scratch::new();
+    let b = build(&s);
+    let root = install(&s, &b);
+    ps(&root, &["--repo", b.repo.to_str().expect("utf-8"), "install", "--os", "sample", &b.v2]).ok();
+    let entries = root.join("boot/loader/entries");
+    let opts = |name: &str| {
+        let t = fs::read_to_string(entries.join(name)).expect("entry");
+        t.lines().find(|l| l.starts_with("options ")).expect("options").trim_start_matches("options ").to_owned()
+    };
+    let cmdline = s.join("cmdline");
+    let booted = deploy_dir(&root, &b.v1, 0);
+    let status = |cmd: &str| -> serde_json::Value {
+        fs::write(&cmdline, cmd).expect("write");
+        let out = ps(
+            &root,
+            &[
+                "--booted-root",
+                booted.to_str().expect("utf-8"),
+                "--cmdline",
+                cmdline.to_str().expect("utf-8"),
+                "--json",
+                "status",
+            ],
+        )
+        .ok();
+        serde_json::from_str(&out).expect("json")
+    };
+    // v1 is index 1 (entry version 1); booted from it with a matching command line.
+    let doc = status(&opts("ostree-1-sample.conf"));
+    assert_eq!(doc["booted"], 1, "{doc}");
+    assert_eq!(doc["deployments"][1]["booted"], true);
+    assert_eq!(doc["deployments"][0]["pending"], true);
+    assert!(doc["bootedMismatch"].is_null(), "{doc}");
+    // The command line names v2's entry while / is v1: reported.
+    let doc = status(&opts("ostree-2-sample.conf"));
+    assert_eq!(doc["booted"], 1);
+    assert!(doc["bootedMismatch"].as_str().is_some_and(|m| m.contains("kernel command line")), "{doc}");
+}
