@@ -9,8 +9,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 # The real ostree is the oracle; nginx is the static web server pulls are
 # tested against; strace injects crashes; attr, zstd, tar, openssl build
-# fixtures.
-pkgs=(ostree nginx-light strace attr zstd tar openssl)
+# fixtures; build-essential builds the fuzzers (libFuzzer is C++).
+pkgs=(ostree nginx-light strace attr zstd tar openssl build-essential)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -26,3 +26,15 @@ OSTREE_ED25519=$(tests/build-ostree-ed25519.sh)
 export OSTREE_ED25519
 
 cargo test --workspace --locked "$@"
+
+# Fuzz smoke: replay the committed crash inputs, then fuzz every parser
+# for a few seconds (nightly toolchain and cargo-fuzz, installed if absent).
+# FUZZ_SECONDS=0 skips it.
+secs=${FUZZ_SECONDS:-10}
+if [ "$secs" != 0 ] && ! command -v rustup >/dev/null; then
+  echo "skipping the fuzz smoke: it needs rustup for a nightly toolchain" >&2
+elif [ "$secs" != 0 ]; then
+  rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+  repo-format/fuzz/smoke.sh "$secs"
+fi

@@ -32,7 +32,7 @@ ostree summary --repo=archive -u -m 'photon.test=uint32 7' -m "photon.list=[('a'
 ostree init --repo=bare-user --mode=bare-user
 ostree commit --repo=bare-user "${common[@]}" -b x >/dev/null
 
-rm -rf "$seeds" && mkdir -p "$seeds"/{commit,dirtree,dirmeta,filemeta,archive_header,stream_header,metadata,summary,variant}
+rm -rf "$seeds" && mkdir -p "$seeds"/{commit,dirtree,dirmeta,filemeta,archive_header,stream_header,metadata,summary,variant,sizes}
 # Object ids are split as objects/ab/cdef...; seeds get the whole id.
 copy() { # repo extension target
   for f in $(find "$1/objects" -name "*.$2"); do
@@ -74,4 +74,9 @@ for f in (seeds / "archive_header").iterdir():
     assert hashlib.sha256(head + content).hexdigest() == f.stem, f
     (seeds / "stream_header" / (f.stem + ".file-header")).write_bytes(head + content)
 EOF
+# Size indexes are ours: the publisher writes them at `repo summary --update`.
+pu() { cargo run -q --manifest-path "$seeds/../../../Cargo.toml" -- "$@"; }
+cp -r archive ours && pu --repo ours repo summary --update >/dev/null
+mkdir -p "$seeds/sizes" && cp ours/extensions/photon-upgrade/sizes/* "$seeds/sizes/"
+
 echo "seeds: $(cat "$seeds"/*/* | wc -c) bytes"

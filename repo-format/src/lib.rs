@@ -31,6 +31,7 @@ pub mod mode;
 pub mod name;
 pub mod objtype;
 pub mod sign;
+pub mod sizes;
 pub mod summary;
 pub mod variant;
 pub mod xattrs;

@@ -14,8 +14,9 @@ use proptest::sample::Index;
 
 use repo_format::file::{parse_archive_header, parse_stream_header};
 use repo_format::mode::{S_IFDIR, S_IFLNK, S_IFREG};
+use repo_format::sizes::{ObjectSize, SizeIndex};
 use repo_format::{
-    Checksum, Commit, DirMeta, DirTree, FileHeader, Metadata, TreeDir, TreeFile, ValidName, Value, Xattrs,
+    Checksum, Commit, DirMeta, DirTree, FileHeader, Metadata, ObjectType, TreeDir, TreeFile, ValidName, Value, Xattrs,
 };
 
 /// Cases per property; `PROPTEST_CASES=20000 cargo test --test roundtrip` digs deeper.
@@ -199,6 +200,29 @@ fn read_every_value(m: &Metadata) {
 
 proptest! {
     #![proptest_config(config())]
+
+    #[test]
+    fn size_index_round_trips(items in vec((any::<[u8; 32]>(), 0u8..=5, any::<u64>(), any::<u64>()), 0..64)) {
+        let items: Vec<_> = items
+            .into_iter()
+            .filter_map(|(id, kind, archived, unpacked)| {
+                let kind = ObjectType::from_u8(kind)?;
+                Some((Checksum::from_bytes(&id).ok()?, ObjectSize { kind, archived, unpacked }))
+            })
+            .collect();
+        let idx = SizeIndex::new(items.iter().copied());
+        let bytes = idx.to_bytes();
+        prop_assert_eq!(SizeIndex::from_bytes(&bytes), Ok(idx.clone()));
+        // Every id is found, with the sizes given last for it.
+        for (c, _) in &items {
+            let last = items.iter().rev().find(|(d, _)| d.as_bytes()[..8] == c.as_bytes()[..8]).map(|(_, s)| *s);
+            prop_assert_eq!(idx.get(c), last);
+        }
+        // Any strict prefix is refused.
+        for cut in 0..bytes.len() {
+            prop_assert!(SizeIndex::from_bytes(&bytes[..cut]).is_err());
+        }
+    }
 
     #[test]
     fn dirmeta_round_trips(m in dirmeta()) {

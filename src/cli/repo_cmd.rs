@@ -351,7 +351,11 @@ pub fn run(cli: &Cli, cmd: &RepoCommand) -> Result<ExitCode> {
                 (None, false) => Some(DEFAULT_SUMMARY_VALIDITY),
                 (None, true) => None,
             };
-            let s = crate::repo::summary::update(&repo, &SummaryOptions { sign_keys: keys, valid_for }, now())?;
+            let updated = crate::repo::summary::update(&repo, &SummaryOptions { sign_keys: keys, valid_for }, now())?;
+            for w in &updated.warnings {
+                eprintln!("warning: {w}");
+            }
+            let s = updated.summary;
             if cli.json {
                 let refs: Vec<_> = s
                     .refs()

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use repo_format::commit::keys as commit_keys;
 use repo_format::sign as fmt;
+use repo_format::sizes::{MAX_INDEX_SIZE, ObjectSize, SizeIndex};
 use repo_format::{Checksum, Commit, DirMeta, DirTree, MAX_METADATA_SIZE, Metadata, ObjectType, Summary};
 
 use crate::progress::{Progress, Unit};
@@ -196,7 +197,7 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
 
     // Commits: fetched, hashed and signature-checked before any tree object.
     progress.start("commits", Unit::Objects, None);
-    let mut commits: Vec<(Checksum, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut commits: Vec<FetchedCommit> = Vec::new();
     let mut seen_commits = HashSet::new();
     for (spec, c) in &targets {
         let mut cur = *c;
@@ -233,9 +234,30 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
     let (par1, par2) = remote.parallelism()?;
     let parallelism = if fetcher.is_http2() { par2 } else { par1 };
 
+    let root_jobs: Vec<Job> =
+        roots.iter().flat_map(|(tree, meta)| [Job::DirMeta(*meta), Job::DirTree(*tree)]).collect();
+    let params = WalkParams { repo, fetcher: &fetcher, max_object, parallelism, progress };
+
     if opts.dry_run {
-        let plan = walk(repo, None, &fetcher, &roots, max_object, parallelism, progress)?;
-        let mut plan = plan.expect("a dry walk returns a plan");
+        // Metadata is fetched (not stored) to learn which content is missing.
+        progress.start("metadata", Unit::Objects, None);
+        let (mut plan, missing) = walk(&params, None, root_jobs, Phase::Metadata, false)?;
+        progress.finish();
+        let sizes = size_index(&params, &summary, &targets, &commits, &missing)?;
+        match &sizes {
+            Some(idx) => plan.extend(missing.iter().map(|c| PlannedObject {
+                objtype: "file",
+                checksum: *c,
+                bytes: idx.get(c).map_or(0, |s| s.archived),
+            })),
+            // No index from the publisher: ask the server for each size.
+            None => {
+                let jobs = missing.iter().map(|c| Job::File(*c)).collect();
+                progress.start("sizes", Unit::Objects, Some(missing.len() as u64));
+                plan.extend(walk(&params, None, jobs, Phase::Content, false)?.0);
+                progress.finish();
+            }
+        }
         for (c, data, detached) in &commits {
             if !repo.has_commit(c)? {
                 plan.push(PlannedObject { objtype: "commit", checksum: *c, bytes: data.len() as u64 });
@@ -269,8 +291,29 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
             txn.write_detached_metadata(c, &meta)?;
         }
     }
-    let walked = walk(repo, Some(&txn), &fetcher, &roots, max_object, parallelism, progress);
+    // Metadata first: then the content to fetch, and (with the publisher's
+    // size index) its exact size, are known before any content download:
+    // the progress total and the space check come from that.
+    let walked = (|| -> Result<()> {
+        progress.start("metadata", Unit::Objects, None);
+        let (_, missing) = walk(&params, Some(&txn), root_jobs, Phase::Metadata, false)?;
+        progress.finish();
+        let sizes = size_index(&params, &summary, &targets, &commits, &missing)?;
+        if let Some(idx) = &sizes {
+            check_space(repo, idx, &missing)?;
+        }
+        let total = sizes.as_ref().map(|idx| missing.iter().map(|c| idx.get(c).map_or(0, |s| s.archived)).sum::<u64>());
+        match total {
+            Some(t) => progress.start("fetching", Unit::Bytes, Some(t)),
+            None => progress.start("fetching", Unit::Objects, Some(missing.len() as u64)),
+        }
+        let jobs = missing.iter().map(|c| Job::File(*c)).collect();
+        walk(&params, Some(&txn), jobs, Phase::Content, total.is_some())?;
+        progress.finish();
+        Ok(())
+    })();
     if let Err(e) = walked {
+        progress.finish();
         // Keep what was verified: a rerun then fetches only the rest.
         let _ = txn.flush();
         return Err(e);
@@ -456,6 +499,9 @@ fn check_downgrade(repo: &Repo, spec: &RefSpec, new: &Commit, c: &Checksum, allo
     Ok(())
 }
 
+/// A commit fetched and verified: id, bytes, detached metadata.
+type FetchedCommit = (Checksum, Vec<u8>, Option<Vec<u8>>);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Job {
     DirTree(Checksum),
@@ -469,6 +515,8 @@ struct Queue {
     seen: HashSet<Job>,
     failed: Option<anyhow::Error>,
     plan: Vec<PlannedObject>,
+    /// Content found missing during the metadata phase.
+    missing: Vec<Checksum>,
 }
 
 struct Walker<'a> {
@@ -476,6 +524,8 @@ struct Walker<'a> {
     txn: Option<&'a Transaction<'a>>,
     fetcher: &'a Fetcher,
     max_object: u64,
+    phase: Phase,
+    bytes_progress: bool,
     queue: Mutex<Queue>,
     cv: Condvar,
     progress: &'a dyn Progress,
@@ -483,49 +533,172 @@ struct Walker<'a> {
     new_bytes: AtomicU64,
 }
 
-/// Walks the trees under `roots`, fetching what is missing (into `txn`),
-/// or with no transaction, planning what would be fetched.
-fn walk(
-    repo: &Repo,
-    txn: Option<&Transaction<'_>>,
-    fetcher: &Fetcher,
-    roots: &[(Checksum, Checksum)],
+/// What a walk fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Dirtrees and dirmetas; missing content is collected, not fetched.
+    Metadata,
+    /// Content objects.
+    Content,
+}
+
+/// What every walk shares.
+struct WalkParams<'a> {
+    repo: &'a Repo,
+    fetcher: &'a Fetcher,
     max_object: u64,
     parallelism: usize,
-    progress: &dyn Progress,
-) -> Result<Option<Vec<PlannedObject>>> {
-    let mut q = Queue { jobs: VecDeque::new(), active: 0, seen: HashSet::new(), failed: None, plan: Vec::new() };
-    for (tree, meta) in roots {
-        for j in [Job::DirMeta(*meta), Job::DirTree(*tree)] {
-            if q.seen.insert(j) {
-                q.jobs.push_back(j);
-            }
+    progress: &'a dyn Progress,
+}
+
+/// Runs `jobs` (and the jobs they uncover) on a pool of workers, storing
+/// into `txn`, or with no transaction, planning what would be fetched.
+/// Returns the plan and, in the metadata phase, the content still missing.
+/// `bytes_progress` reports bytes rather than objects.
+fn walk(
+    p: &WalkParams<'_>,
+    txn: Option<&Transaction<'_>>,
+    jobs: Vec<Job>,
+    phase: Phase,
+    bytes_progress: bool,
+) -> Result<(Vec<PlannedObject>, Vec<Checksum>)> {
+    let mut q = Queue {
+        jobs: VecDeque::new(),
+        active: 0,
+        seen: HashSet::new(),
+        failed: None,
+        plan: Vec::new(),
+        missing: Vec::new(),
+    };
+    for j in jobs {
+        if q.seen.insert(j) {
+            q.jobs.push_back(j);
         }
     }
-    progress.start("fetching", Unit::Objects, None);
     let w = Walker {
-        repo,
+        repo: p.repo,
         txn,
-        fetcher,
-        max_object,
+        fetcher: p.fetcher,
+        max_object: p.max_object,
+        phase,
+        bytes_progress,
         queue: Mutex::new(q),
         cv: Condvar::new(),
-        progress,
+        progress: p.progress,
         flushed_at: Mutex::new((Instant::now(), 0)),
         new_bytes: AtomicU64::new(0),
     };
     std::thread::scope(|s| {
-        for _ in 0..parallelism {
+        for _ in 0..p.parallelism {
             s.spawn(|| w.work());
         }
     });
-    progress.finish();
     let q = w.queue.into_inner().map_err(|_| anyhow!("pull queue poisoned"))?;
     if let Some(e) = q.failed {
         return Err(e);
     }
-    Ok(if txn.is_none() { Some(q.plan) } else { None })
+    Ok((q.plan, q.missing))
 }
+
+/// Where size indexes are published, below the remote's URL.
+const SIZES_PATH: &str = "extensions/photon-upgrade/sizes";
+
+/// Fetches and verifies the size index `id` names; `None` when the server
+/// no longer has it (a summary update dropped it after we read the old
+/// summary): sizes are advisory, so the pull goes on without them.
+fn fetch_index(fetcher: &Fetcher, id: &[u8]) -> Result<Option<SizeIndex>> {
+    let id = Checksum::from_bytes(id).context("size index id in the summary")?;
+    let Some(data) = fetcher.get_optional(&format!("{SIZES_PATH}/{id}"), MAX_INDEX_SIZE as u64)? else {
+        return Ok(None);
+    };
+    let actual = Checksum::of(&data);
+    if actual != id {
+        bail!("server sent wrong bytes for size index {id} (they hash to {actual})");
+    }
+    Ok(Some(SizeIndex::from_bytes(&data).with_context(|| format!("size index {id}"))?))
+}
+
+/// The publisher's sizes for `missing`: the small "new since the parent"
+/// index when it covers them (an update), else the whole-commit one, else
+/// OSTree's `ostree.sizes` commit metadata (`ostree commit
+/// --generate-sizes`). `None` when they do not cover every object.
+/// An entry larger than `max_object` is refused here, by name, before any
+/// download (the object itself would be refused anyway).
+fn size_index(
+    p: &WalkParams<'_>,
+    summary: &Option<(Summary, Vec<u8>)>,
+    targets: &[(Option<RefSpec>, Checksum)],
+    commits: &[FetchedCommit],
+    missing: &[Checksum],
+) -> Result<Option<SizeIndex>> {
+    let mut merged: Vec<(Checksum, ObjectSize)> = Vec::new();
+    let covers = |merged: &[(Checksum, ObjectSize)]| {
+        let have: HashSet<&Checksum> = merged.iter().map(|(c, _)| c).collect();
+        missing.iter().all(|c| have.contains(c))
+    };
+    if let Some((s, _)) = summary {
+        'refs: for (spec, _) in targets {
+            let Some(r) = spec.as_ref().and_then(|spec| s.get(&spec.name)) else { continue };
+            for key in [crate::repo::summary::SIZES_NEW_KEY, crate::repo::summary::SIZES_KEY] {
+                let Some(id) = r.metadata.get_bytes(key)? else { continue };
+                let Some(idx) = fetch_index(p.fetcher, &id)? else { continue };
+                merged.extend(missing.iter().filter_map(|c| idx.get(c).map(|sz| (*c, sz))));
+                if covers(&merged) {
+                    break 'refs;
+                }
+            }
+        }
+    }
+    if !covers(&merged) {
+        // Signed with the commit; a malformed list only costs the total.
+        for (_, data, _) in commits {
+            let Ok(commit) = Commit::from_bytes(data) else { continue };
+            let Ok(Some(entries)) = commit.metadata.get_byte_arrays("ostree.sizes") else { continue };
+            let Ok(idx) = SizeIndex::from_ostree_sizes(&entries) else { continue };
+            merged.extend(missing.iter().filter_map(|c| idx.get(c).map(|sz| (*c, sz))));
+        }
+    }
+    let idx = SizeIndex::new(merged);
+    for c in missing {
+        match idx.get(c) {
+            None => return Ok(None),
+            Some(s) if s.unpacked > p.max_object || s.archived > p.max_object.saturating_add(1 << 20) => bail!(
+                "content object {c} declares {} bytes of content (archived: {}) in the publisher's size index, \
+                 more than the {}-byte limit (max-object-size)",
+                s.unpacked,
+                s.archived,
+                p.max_object
+            ),
+            Some(_) => {}
+        }
+    }
+    Ok(Some(idx))
+}
+
+/// Refuses a pull that would not fit, before any content is downloaded.
+fn check_space(repo: &Repo, idx: &SizeIndex, missing: &[Checksum]) -> Result<()> {
+    let archive = repo.mode().is_archive();
+    let need: u64 = missing
+        .iter()
+        .filter_map(|c| idx.get(c))
+        .map(|s| if archive { s.archived } else { s.unpacked })
+        .map(|b| b.div_ceil(4096) * 4096)
+        .sum::<u64>()
+        + SPACE_MARGIN;
+    let space = repo.objects_dir().space()?;
+    if space.available < need {
+        bail!(
+            "not enough space in {}: the pull needs {} MiB, {} MiB are free; free space (`cleanup`, `repo prune --refs-only`) and retry",
+            repo.path().display(),
+            need.div_ceil(1 << 20),
+            space.available / (1 << 20)
+        );
+    }
+    Ok(())
+}
+
+/// Room kept free beyond what a pull's objects take.
+const SPACE_MARGIN: u64 = 4 << 20;
 
 impl Walker<'_> {
     fn work(&self) {
@@ -560,7 +733,10 @@ impl Walker<'_> {
                     }
                     for c in children {
                         if q.seen.insert(c) {
-                            q.jobs.push_back(c);
+                            match (self.phase, c) {
+                                (Phase::Metadata, Job::File(f)) => q.missing.push(f),
+                                _ => q.jobs.push_back(c),
+                            }
                         }
                     }
                 }
@@ -633,8 +809,8 @@ impl Walker<'_> {
                 Ok((Vec::new(), self.store_meta(&c, ObjectType::DirMeta, &data)?))
             }
             Job::File(c) => {
-                let planned = self.fetch_content(&c)?;
-                self.progress.inc(1);
+                let (planned, received) = self.fetch_content(&c)?;
+                self.progress.inc(if self.bytes_progress { received } else { 1 });
                 Ok((Vec::new(), planned))
             }
         }
@@ -701,17 +877,19 @@ impl Walker<'_> {
         }
     }
 
-    fn fetch_content(&self, c: &Checksum) -> Result<Option<PlannedObject>> {
+    /// Fetches content object `c` into the transaction (or, planning, asks
+    /// its size). Returns the plan entry and the bytes received.
+    fn fetch_content(&self, c: &Checksum) -> Result<(Option<PlannedObject>, u64)> {
         let path = object_path(c, ObjectType::File);
         let Some(txn) = self.txn else {
             let bytes = self
                 .fetcher
                 .head_length(&path)?
                 .ok_or_else(|| anyhow!("content object {c} is missing on the server"))?;
-            return Ok(Some(PlannedObject { objtype: "file", checksum: *c, bytes }));
+            return Ok((Some(PlannedObject { objtype: "file", checksum: *c, bytes }), 0));
         };
         if txn.has(c, ObjectType::File)? {
-            return Ok(None);
+            return Ok((None, 0));
         }
         // Compressed data can exceed the content by deflate's worst case
         // (5 bytes per 16 KiB block) plus the header.
@@ -735,7 +913,7 @@ impl Walker<'_> {
         // A checksum mismatch names the object already.
         stored.map_err(|e| if e.is::<ChecksumMismatch>() { e } else { e.context(format!("content object {c}")) })?;
         self.new_bytes.fetch_add(received, Ordering::Relaxed);
-        Ok(None)
+        Ok((None, received))
     }
 }
 

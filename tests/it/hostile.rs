@@ -82,9 +82,12 @@ struct Hostile {
 /// True if `path` matches `pattern`: `*` anything, `*.ext` by suffix,
 /// otherwise exactly.
 fn matches(pattern: &str, path: &str) -> bool {
-    match pattern.strip_prefix('*') {
-        Some(suffix) => path.ends_with(suffix),
-        None => pattern == path,
+    if let Some(suffix) = pattern.strip_prefix('*') {
+        path.ends_with(suffix)
+    } else if let Some(prefix) = pattern.strip_suffix('*') {
+        path.starts_with(prefix)
+    } else {
+        pattern == path
     }
 }
 
@@ -381,19 +384,6 @@ const FAST: [&str; 10] = [
 
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs()
-}
-
-/// Deterministic incompressible bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// Size of the incompressible file new in version `v`.
@@ -806,7 +796,8 @@ fn endless_metadata_body() {
 
 #[test]
 fn endless_content_body_stops_at_max_object_size() {
-    let w = World::new(&["--set", "max-object-size=200000"]);
+    // v2's 300 kB file is within the limit by the size index; its body never ends.
+    let w = World::new(&["--set", "max-object-size=400000"]);
     w.publish_v2();
     w.server.on("*.filez", Act::Endless);
     let line = w.refused(&[REF], &[".filez", "body is larger than"]);
@@ -842,7 +833,16 @@ fn stall_mid_body() {
 fn five_hundreds_then_success() {
     let w = World::new(&[]);
     let v2 = w.publish_v2();
-    for p in ["summary", "summary.sig", "*.commit", "*.commitmeta", "*.dirtree", "*.dirmeta", "*.filez"] {
+    for p in [
+        "summary",
+        "summary.sig",
+        "*.commit",
+        "*.commitmeta",
+        "*.dirtree",
+        "*.dirmeta",
+        "*.filez",
+        "extensions/photon-upgrade/sizes/*",
+    ] {
         w.server.on(p, Act::Fail500(2));
     }
     w.pull(&[REF]).ok();
@@ -1033,7 +1033,36 @@ fn content_over_max_object_size() {
     // v1's largest file (150 kB) passed; v2's 300 kB file is over the limit.
     let w = World::new(&["--set", "max-object-size=200000"]);
     w.publish_v2();
+    // Refused from the publisher's size index, before any content download...
+    w.refused(&[REF], &["content object", "declares 300000 bytes of content", "more than the 200000-byte limit"]);
+    assert!(w.server.hits_of("*.filez").is_empty(), "content was fetched: {:?}", w.server.hits());
+    // ...and, with no index, from the object's own header.
+    w.server.on(SIZES, Act::NotFound);
     w.refused(&[REF], &["content object", "declares 300000 bytes of content, more than the 200000-byte limit"]);
+}
+
+/// Where the publisher's size indexes are.
+const SIZES: &str = "extensions/photon-upgrade/sizes/*";
+
+#[test]
+fn size_index_with_wrong_bytes() {
+    let w = World::new(&[]);
+    w.publish_v2();
+    w.server.on(SIZES, Act::Corrupt);
+    w.refused(&[REF], &["server sent wrong bytes for size index"]);
+    assert!(w.server.hits_of("*.filez").is_empty(), "content was fetched: {:?}", w.server.hits());
+}
+
+#[test]
+fn size_index_missing_is_only_advisory() {
+    // A summary update can drop an index a client just read of: the pull
+    // goes on, counting objects instead of bytes.
+    let w = World::new(&[]);
+    let v2 = w.publish_v2();
+    w.server.on(SIZES, Act::NotFound);
+    w.pull(&[REF]).ok();
+    assert_eq!(w.client_ref(), Some(v2));
+    assert!(!w.server.hits_of(SIZES).is_empty(), "the index was never asked for");
 }
 
 // ---------------------------------------------------------------------------
@@ -1139,6 +1168,8 @@ fn content_declaring_a_huge_size() {
     let file = plant(&w.publ, &bytes, "filez");
     let tree = plant(&w.publ, &dirtree_bytes("huge", &file), "dirtree");
     w.publish_crafted_tree(&tree);
+    w.refused(&[REF], &[&format!("content object {file}"), "declares 1099511627776 bytes of content"]);
+    w.server.on(SIZES, Act::NotFound);
     w.refused(&[REF], &[&format!("content object {file}"), "declares 1099511627776 bytes of content"]);
 }
 

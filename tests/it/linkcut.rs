@@ -98,20 +98,9 @@ fn link_cut_mid_pull_resumes() {
     // Content: one big incompressible file and many small ones.
     let tree = s.join("tree");
     fs::create_dir_all(tree.join("usr/share/many")).expect("mkdir");
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut rand_bytes = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    };
-    fs::write(tree.join("usr/share/big.bin"), rand_bytes(24 << 20)).expect("write");
+    fs::write(tree.join("usr/share/big.bin"), noise(1, 24 << 20)).expect("write");
     for i in 0..300 {
-        fs::write(tree.join(format!("usr/share/many/f{i}")), rand_bytes(20_000)).expect("write");
+        fs::write(tree.join(format!("usr/share/many/f{i}")), noise(2 + i, 20_000)).expect("write");
     }
     let publ = s.join("pub");
     pur(&publ, ["repo", "init", "--mode", "archive"]).ok();

@@ -180,15 +180,7 @@ fn killed_pull_resumes() {
     let s = Scratch::new();
     let p = publish(&s);
     // 8 MiB that does not compress, served slowly.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let big: Vec<u8> = (0..8u32 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
+    let big = noise(7, 8 << 20);
     fs::write(p.tree.join("usr/lib/big.bin"), &big).expect("write");
     commit_signed(&p.repo, &p.tree, &p.key, "os/x86_64/stable", "300");
     let nginx = Nginx::serve_limited(&p.repo, s.path_buf(), "1m");
@@ -246,6 +238,7 @@ fn ostree_interop_without_signatures() {
         "commit",
         "-b",
         "os/x86_64/stable",
+        "--generate-sizes",
         &format!("--tree=dir={}", p.tree.display()),
     ])
     .ok();
@@ -254,7 +247,21 @@ fn ostree_interop_without_signatures() {
     let ours = s.join("our-client");
     pur(&ours, ["repo", "init"]).ok();
     pur(&ours, ["remote", "add", "origin", &n2.url(), "--no-sign-verify"]).ok();
-    pur(&ours, ["pull", "origin", "os/x86_64/stable"]).ok();
+    // OSTree's `ostree.sizes` commit metadata gives the byte total up front.
+    let r = pur(&ours, ["--progress", "json", "pull", "origin", "os/x86_64/stable"]);
+    r.ok();
+    let fetching = r
+        .stderr()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["phase"] == "fetching")
+        .expect("a fetching phase");
+    let content: u64 = n2.hits().iter().filter(|h| h.path.ends_with(".filez")).map(|h| h.bytes).sum();
+    assert_eq!(
+        (&fetching["unit"], fetching["total"].as_u64()),
+        (&serde_json::json!("bytes"), Some(content)),
+        "{fetching}"
+    );
     assert_eq!(pur(&ours, ["repo", "rev-parse", "origin:os/x86_64/stable"]).ok(), oc);
     pur(&ours, ["repo", "fsck"]).ok();
     ostree([&format!("--repo={}", ours.display()), "fsck"]).ok();
@@ -346,26 +353,99 @@ fn https_http2_with_private_ca() {
     let s = Scratch::new();
     let p = publish(&s);
     let (nginx, ca) = Nginx::serve_tls(&p.repo, s.path_buf());
-    let c = s.join("client");
-    pur(&c, ["repo", "init"]).ok();
-    pur(&c, ["remote", "add", "noca", &nginx.https_url(), "--trusted-key", p.pubkey.to_str().expect("utf-8")]).ok();
-    pur(
-        &c,
-        [
-            "remote",
-            "add",
-            "origin",
-            &nginx.https_url(),
-            "--trusted-key",
-            p.pubkey.to_str().expect("utf-8"),
-            "--tls-ca",
-            ca.to_str().expect("utf-8"),
-        ],
-    )
-    .ok();
-    let err = pur(&c, ["pull", "noca", "os/x86_64/stable"]).error_line();
-    assert!(err.contains("certificate") || err.contains("UnknownIssuer"), "{err}");
-    pur(&c, ["pull", "origin", "os/x86_64/stable"]).ok();
-    pur(&c, ["repo", "fsck"]).ok();
+    let ca = ca.to_str().expect("utf-8");
+    without_then_with(&s.join("client"), &nginx.https_url(), &p.pubkey, &[], &["--tls-ca", ca], |e| {
+        e.contains("certificate") || e.contains("UnknownIssuer")
+    });
     assert!(!object_hits(&nginx).is_empty());
+}
+
+/// Authenticated remotes: a bearer token read from a file, and a TLS client
+/// certificate; without them the server refuses and the pull says so.
+#[test]
+fn bearer_token_and_client_certificate() {
+    require_root();
+    let s = Scratch::new();
+    let p = publish(&s);
+    let nginx = Nginx::serve_bearer(&p.repo, s.path_buf(), "s3cr3t-token");
+    let token = s.join("token");
+    fs::write(&token, "s3cr3t-token\n").expect("write token");
+    let token = token.to_str().expect("utf-8");
+    without_then_with(&s.join("client"), &nginx.url(), &p.pubkey, &[], &["--bearer-token-file", token], |e| {
+        e.contains("401")
+    });
+
+    let (tls, ca, cert, key) = Nginx::serve_tls_client_auth(&p.repo, s.path_buf());
+    let utf8 = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let (ca, cert, key) = (utf8(&ca), utf8(&cert), utf8(&key));
+    without_then_with(
+        &s.join("client2"),
+        &tls.https_url(),
+        &p.pubkey,
+        &["--tls-ca", &ca],
+        &["--tls-client-cert", &cert, "--tls-client-key", &key],
+        |e| e.contains("400") || e.contains("certificate"),
+    );
+}
+
+/// In a new repository `c`, adds remote `without` (URL, key, `common`) and
+/// `origin` (the same plus `extra`): a pull from `without` must fail with
+/// an error line `refused` accepts; one from `origin` must succeed.
+fn without_then_with(
+    c: &Path,
+    url: &str,
+    pubkey: &Path,
+    common: &[&str],
+    extra: &[&str],
+    refused: impl Fn(&str) -> bool,
+) {
+    pur(c, ["repo", "init"]).ok();
+    let key = pubkey.to_str().expect("utf-8");
+    for (name, more) in [("without", &[][..]), ("origin", extra)] {
+        let mut args = vec!["remote", "add", name, url, "--trusted-key", key];
+        args.extend(common.iter().chain(more));
+        pur(c, args).ok();
+    }
+    let err = pur(c, ["pull", "without", "os/x86_64/stable"]).error_line();
+    assert!(refused(&err), "{err}");
+    pur(c, ["pull", "origin", "os/x86_64/stable"]).ok();
+    pur(c, ["repo", "fsck"]).ok();
+}
+
+/// The publisher's size index gives the pull its total up front: the
+/// progress bar counts bytes against it, and a repository too small for
+/// the pull is refused before any content is downloaded.
+#[test]
+fn total_bytes_up_front_and_space_check() {
+    require_root();
+    let s = Scratch::new();
+    let p = publish(&s);
+    let big = noise(8, 6 << 20);
+    fs::write(p.tree.join("usr/lib/big.bin"), &big).expect("write");
+    commit_signed(&p.repo, &p.tree, &p.key, "os/x86_64/stable", "300");
+    let nginx = Nginx::serve(&p.repo, s.path_buf());
+    let c = client(&s, "client", "bare-user", &nginx.url(), &p.pubkey);
+    let r = pur(&c, ["--progress", "json", "pull", "origin", "os/x86_64/stable"]);
+    r.ok();
+    let lines: Vec<serde_json::Value> = r.stderr().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let fetching = lines.iter().find(|l| l["phase"] == "fetching" && l["finished"] == false).expect("a fetching phase");
+    assert_eq!(fetching["unit"], "bytes", "{fetching}");
+    let total = fetching["total"].as_u64().expect("a total known up front");
+    let done =
+        lines.iter().filter(|l| l["phase"] == "fetching").filter_map(|l| l["done"].as_u64()).max().expect("done");
+    assert_eq!(done, total, "bytes fetched differ from the announced total");
+    let content: u64 = nginx.hits().iter().filter(|h| h.path.ends_with(".filez")).map(|h| h.bytes).sum();
+    assert_eq!(total, content);
+
+    // A client repository on a small filesystem: refused before content.
+    let small = s.join("small");
+    let _fs = Tmpfs::mount(&small, "4m");
+    let repo = small.join("repo");
+    pur(&repo, ["repo", "init"]).ok();
+    pur(&repo, ["remote", "add", "origin", &nginx.url(), "--trusted-key", p.pubkey.to_str().expect("utf-8")]).ok();
+    nginx.clear_log();
+    let err = pur(&repo, ["pull", "origin", "os/x86_64/stable"]).error_line();
+    assert!(err.contains("not enough space") && err.contains("the pull needs"), "{err}");
+    assert!(!nginx.hits().iter().any(|h| h.path.ends_with(".filez")), "content was downloaded before the space check");
+    assert!(pur(&repo, ["repo", "refs"]).ok().is_empty());
 }

@@ -40,13 +40,33 @@ impl Nginx {
     /// Serves `root` over HTTPS with HTTP/2, with a throwaway CA; returns
     /// the server and the CA certificate path for `--tls-ca`.
     pub fn serve_tls(root: &Path, scratch: &Path) -> (Nginx, PathBuf) {
+        Self::serve_tls_with(root, scratch, "")
+    }
+
+    /// As [`Nginx::serve_tls`], requiring a client certificate signed by
+    /// the same CA; returns the server, the CA, and a client cert and key.
+    pub fn serve_tls_client_auth(root: &Path, scratch: &Path) -> (Nginx, PathBuf, PathBuf, PathBuf) {
+        let dir = scratch.join("tls");
+        let (n, ca) = Self::serve_tls_with(root, scratch, "ssl_verify_client on; ssl_client_certificate CA;");
+        let run = |args: &[&str]| openssl(&dir, args);
+        // Extensions make it X.509 v3 (webpki refuses v1).
+        certificate(&dir, "client", "/CN=host-1", "keyUsage=digitalSignature\nextendedKeyUsage=clientAuth");
+        // PKCS#8, as rustls wants.
+        run(&["pkcs8", "-topk8", "-nocrypt", "-in", "client.key", "-out", "client.p8"]);
+        (n, ca, dir.join("client.pem"), dir.join("client.p8"))
+    }
+
+    /// Serves `root` over plain HTTP, answering 401 unless the request
+    /// carries `Authorization: Bearer TOKEN`.
+    pub fn serve_bearer(root: &Path, scratch: &Path, token: &str) -> Nginx {
+        Self::start(root, scratch, None, &format!("if ($http_authorization != \"Bearer {token}\") {{ return 401; }}"))
+    }
+
+    fn serve_tls_with(root: &Path, scratch: &Path, extra: &str) -> (Nginx, PathBuf) {
         let dir = scratch.join("tls");
         fs::create_dir_all(&dir).expect("mkdir");
         let ca = dir.join("ca.pem");
-        let run = |args: &[&str]| {
-            let st = Command::new("openssl").args(args).current_dir(&dir).output().expect("openssl runs");
-            assert!(st.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&st.stderr));
-        };
+        let run = |args: &[&str]| openssl(&dir, args);
         run(&[
             "req",
             "-x509",
@@ -64,39 +84,9 @@ impl Nginx {
             "-subj",
             "/CN=test CA",
         ]);
-        run(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "srv.key",
-            "-out",
-            "srv.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").expect("write");
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "srv.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "srv.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext",
-        ]);
-        (Self::start(root, scratch, Some(&dir), ""), ca)
+        certificate(&dir, "srv", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1");
+        let extra = extra.replace("CA", &ca.display().to_string());
+        (Self::start(root, scratch, Some(&dir), &extra), ca)
     }
 
     fn start(root: &Path, scratch: &Path, tls: Option<&Path>, extra: &str) -> Nginx {
@@ -171,6 +161,24 @@ http {{
         let _ = fs::write(self.dir.join("access.log"), "");
         // nginx keeps appending to the same file descriptor: truncation is enough.
     }
+}
+
+/// Makes a P-256 key `NAME.key` and a certificate `NAME.pem` for `subject`
+/// with X.509v3 `extensions`, signed by the CA in `dir` (`ca.pem`, `ca.key`).
+fn certificate(dir: &Path, name: &str, subject: &str, extensions: &str) {
+    let (key, csr, pem, ext) =
+        (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(dir, &[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", subject]].concat());
+    fs::write(dir.join(&ext), format!("basicConstraints=CA:FALSE\n{extensions}\n")).expect("writing extensions");
+    let ca = ["-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2"];
+    openssl(dir, &[&["x509", "-req", "-in", &csr, "-out", &pem, "-extfile", &ext][..], &ca].concat());
+}
+
+/// Runs `openssl ARGS` in `dir`; panics with its stderr if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let st = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+    assert!(st.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&st.stderr));
 }
 
 impl Drop for Nginx {

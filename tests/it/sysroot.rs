@@ -284,15 +284,7 @@ fn space_is_checked_before_anything_is_written() {
     let s = Scratch::new();
     let b = build(&s);
     let root = s.join("tiny");
-    fs::create_dir_all(&root).expect("mkdir");
-    sh("mount", &["-t", "tmpfs", "-o", "size=3m", "tmpfs", root.to_str().expect("utf-8")]).ok();
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _u = Unmount(root.clone());
+    let tiny = Tmpfs::mount(&root, "3m");
     let r = pur(&b.repo, ["--sysroot", root.to_str().expect("utf-8"), "install", "--os", "sample", &b.v1]);
     let err = r.error_line();
     assert!(err.contains("not enough space") && err.contains("needs") && err.contains("MiB"), "{err}");
@@ -302,8 +294,8 @@ fn space_is_checked_before_anything_is_written() {
     );
     // Room for the objects but not for the deployment (directories, /etc
     // copy, margin): the deploy's own check refuses it.
-    sh("umount", &[root.to_str().expect("utf-8")]).ok();
-    sh("mount", &["-t", "tmpfs", "-o", "size=6m", "tmpfs", root.to_str().expect("utf-8")]).ok();
+    drop(tiny);
+    let _small = Tmpfs::mount(&root, "6m");
     let err =
         pur(&b.repo, ["--sysroot", root.to_str().expect("utf-8"), "install", "--os", "sample", &b.v1]).error_line();
     assert!(err.contains("the deployment needs") && err.contains("MiB are free"), "{err}");
@@ -314,9 +306,7 @@ fn space_is_checked_before_anything_is_written() {
     assert!(!root.join("boot/loader").exists(), "the boot configuration changed");
     // /boot on its own small tmpfs: the sysroot fits, the kernel does not.
     let root2 = s.join("smallboot");
-    fs::create_dir_all(root2.join("boot")).expect("mkdir");
-    sh("mount", &["-t", "tmpfs", "-o", "size=512k", "tmpfs", root2.join("boot").to_str().expect("utf-8")]).ok();
-    let _u2 = Unmount(root2.join("boot"));
+    let _boot = Tmpfs::mount(&root2.join("boot"), "512k");
     let err =
         pur(&b.repo, ["--sysroot", root2.to_str().expect("utf-8"), "install", "--os", "sample", &b.v1]).error_line();
     assert!(err.contains("/boot") && err.contains("MiB"), "{err}");

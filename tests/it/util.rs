@@ -113,8 +113,48 @@ pub fn sh(prog: &str, args: &[&str]) -> Run {
     run_cmd(c, format!("{prog} {}", args.join(" ")))
 }
 
+/// Deterministic incompressible bytes (xorshift64 from `seed`).
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A tmpfs of a given size mounted at a directory, unmounted at drop: a
+/// small filesystem for out-of-space cases.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Creates `dir` if needed and mounts a tmpfs of `size` (`4m`, `512k`) on it.
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).expect("mkdir for a tmpfs");
+        sh("mount", &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", dir.to_str().expect("utf-8")]).ok();
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// A scratch directory removed at drop (immutable bits cleared first).
 pub struct Scratch(pub tempfile::TempDir);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Deployment roots are chattr +i (as OSTree's are): TempDir's own
+        // removal fails below them and would leave the tree behind.
+        let _ = Command::new("chattr").args(["-R", "-f", "-i"]).arg(self.0.path()).stderr(Stdio::null()).status();
+    }
+}
 
 impl Scratch {
     pub fn new() -> Scratch {
