@@ -6,7 +6,8 @@
 # entries, the switch, cleanup).
 # The corpus trees keep their kernel in /boot (Debian); both tools want it
 # in usr/lib/modules/KVER/, so the script prepares hardlinked copies with
-# the kernel moved there and /etc as it is (both tools move it to /usr/etc).
+# the kernel moved there and /etc moved to /usr/etc, as an OSTree compose
+# does (`ostree admin deploy` refuses a tree without usr/etc).
 # Usage: bench/deploy.sh [CORPUS [RUNS]]   (run as root)
 set -euo pipefail
 corpus=${1:-/var/tmp/corpus} runs=${2:-3}
@@ -24,6 +25,7 @@ prepare() { # TREE -> prepared copy
   cp "$v/boot/vmlinuz-$kver" "$v/usr/lib/modules/$kver/vmlinuz"
   cp "$v/boot/initrd.img-$kver" "$v/usr/lib/modules/$kver/initramfs.img"
   rm -f "$v"/boot/* "$v"/vmlinuz* "$v"/initrd.img*
+  mv "$v/etc" "$v/usr/etc"
 }
 prepare v1; prepare v2
 "$pu" --repo build repo init --mode bare
