@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cargo build --release --quiet --manifest-path "$here/../Cargo.toml"
 pu="$here/../target/release/photon-upgrade"
 work=$(mktemp -d /var/tmp/pu-deploybench.XXXXXX)
-trap 'find "$work" -maxdepth 6 -type d -exec chattr -i {} + 2>/dev/null; rm -rf "$work"' EXIT
+trap 'umount "$work"/sysroot-* 2>/dev/null; find "$work" -maxdepth 6 -type d -exec chattr -i {} + 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work"
 
 prepare() { # TREE -> prepared copy
@@ -34,9 +34,17 @@ c2=$("$pu" --repo build repo commit -b os --timestamp 2 v2)
 
 median() { sort -n | sed -n "$(( (runs + 1) / 2 ))p"; }
 ours=() theirs=()
+# Each sysroot gets a fresh ext4 filesystem (a loop-mounted image): on a
+# filesystem where many inodes were just deleted, ext4's inode allocator
+# (recently_deleted) dominated both tools' time and made runs vary 2x.
+fresh_fs() { # DIR
+  umount "$1" 2>/dev/null || true
+  rm -rf "$1" "$1.img" && mkdir "$1"
+  truncate -s 4G "$1.img" && mkfs.ext4 -q -F "$1.img" && mount -o loop "$1.img" "$1"
+}
 for _ in $(seq "$runs"); do
-  find . -maxdepth 6 -type d -name 'sysroot-*' -exec chattr -R -i {} + 2>/dev/null || true
-  rm -rf sysroot-ours sysroot-ostree
+  fresh_fs sysroot-ours
+  fresh_fs sysroot-ostree
   # ours
   "$pu" --repo build --sysroot sysroot-ours install --os bench --karg root=LABEL=root "$c1" >/dev/null
   ostree --repo=sysroot-ours/ostree/repo pull-local build "$c2" >/dev/null
@@ -44,7 +52,6 @@ for _ in $(seq "$runs"); do
   /usr/bin/time -f "%e %M" -o t "$pu" --sysroot sysroot-ours deploy --os bench "$c2" >/dev/null
   ours+=("$(cat t)")
   # ostree
-  mkdir sysroot-ostree
   ostree admin init-fs --modern sysroot-ostree >/dev/null
   ostree admin os-init --sysroot=sysroot-ostree bench >/dev/null
   ostree --repo=sysroot-ostree/ostree/repo pull-local build "$c1" "$c2" >/dev/null

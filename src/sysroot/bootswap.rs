@@ -124,14 +124,26 @@ pub fn prepare(sysroot: &Sysroot, new: &mut [Deployment]) -> Result<Prepared> {
     let show_osname = new.iter().any(|d| d.osname != new[0].osname);
     let n = new.len();
     for d in new.iter() {
-        let layout = kernel::find(sysroot.repo(), &d.csum).with_context(|| format!("deployment {}", d.name()))?;
-        if layout.bootcsum != d.bootcsum {
-            bail!("deployment {} has kernel {} but records boot checksum {}", d.name(), layout.bootcsum, d.bootcsum);
-        }
+        let (_, kernel_file, initramfs) =
+            kernel::locate(sysroot.repo(), &d.csum).with_context(|| format!("deployment {}", d.name()))?;
+        let files: Vec<&kernel::BootFile> = std::iter::once(&kernel_file).chain(initramfs.iter()).collect();
         boot.ensure_dir_all(d.boot_dir(), 0o755)?;
         let bdir = boot.open_dir(d.boot_dir())?;
-        for f in layout.files() {
-            install_boot_file(sysroot, &bdir, f)?;
+        // Installed kernels were checked when installed; hash only to install.
+        let mut missing = Vec::new();
+        for f in &files {
+            if bdir.stat_optional(&f.install_name)?.is_none() {
+                missing.push(*f);
+            }
+        }
+        if !missing.is_empty() {
+            let bootcsum = kernel::boot_checksum(sysroot.repo(), &kernel_file, initramfs.as_ref())?;
+            if bootcsum != d.bootcsum {
+                bail!("deployment {} has kernel {bootcsum} but records boot checksum {}", d.name(), d.bootcsum);
+            }
+            for f in missing {
+                install_boot_file(sysroot, &bdir, f)?;
+            }
         }
         bdir.fsync()?;
         let deploy_dir = root.open_dir(d.dir()).with_context(|| format!("opening deployment {}", d.dir().display()))?;
@@ -158,8 +170,8 @@ pub fn prepare(sysroot: &Sysroot, new: &mut [Deployment]) -> Result<Prepared> {
         entry.set("title", &title)?;
         entry.set("version", &(n - d.index).to_string())?;
         entry.set("options", &kargs.to_string())?;
-        entry.set("linux", &format!("/{}/{}", d.boot_dir().display(), layout.kernel.install_name))?;
-        if let Some(i) = &layout.initramfs {
+        entry.set("linux", &format!("/{}/{}", d.boot_dir().display(), kernel_file.install_name))?;
+        if let Some(i) = &initramfs {
             entry.set("initrd", &format!("/{}/{}", d.boot_dir().display(), i.install_name))?;
         }
         let name = format!("ostree-{}-{}.conf", n - d.index, d.osname);

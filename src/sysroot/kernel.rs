@@ -65,8 +65,33 @@ fn regular_file(
     Ok(Some(BootFile { path, object: f.checksum, size: content.size, install_name }))
 }
 
-/// Finds the kernel of `commit`.
+/// Finds the kernel of `commit` and computes its boot checksum.
 pub fn find(repo: &Repo, commit: &Checksum) -> Result<KernelLayout> {
+    let (kver, kernel, initramfs) = locate(repo, commit)?;
+    let bootcsum = boot_checksum(repo, &kernel, initramfs.as_ref())?;
+    Ok(KernelLayout { kver, kernel, initramfs, bootcsum })
+}
+
+/// SHA-256 of kernel ‖ initramfs, hex: what names `/boot/ostree/OS-BOOTCSUM`.
+pub fn boot_checksum(repo: &Repo, kernel: &BootFile, initramfs: Option<&BootFile>) -> Result<String> {
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 128 * 1024];
+    for f in std::iter::once(kernel).chain(initramfs) {
+        let mut content = repo.open_content(&f.object)?;
+        loop {
+            let n = content.reader().read(&mut buf).with_context(|| format!("reading {}", f.path))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    }
+    Ok(h.finish().to_hex())
+}
+
+/// Finds the kernel (version, image, initramfs) of `commit` without
+/// reading them.
+pub fn locate(repo: &Repo, commit: &Checksum) -> Result<(String, BootFile, Option<BootFile>)> {
     let Some(PathEntry::Dir { tree, .. }) = repo.lookup_path(commit, "usr/lib/modules")? else {
         bail!("commit {commit} has no kernel: expected usr/lib/modules/KVER/vmlinuz");
     };
@@ -90,19 +115,7 @@ pub fn find(repo: &Repo, commit: &Checksum) -> Result<KernelLayout> {
             initramfs =
                 regular_file(repo, &sub, "initramfs", format!("{base}/initramfs"), format!("initramfs-{kver}.img"))?;
         }
-        let mut h = Hasher::new();
-        for f in std::iter::once(&kernel).chain(initramfs.iter()) {
-            let mut content = repo.open_content(&f.object)?;
-            let mut buf = vec![0u8; 128 * 1024];
-            loop {
-                let n = content.reader().read(&mut buf).with_context(|| format!("reading {}", f.path))?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-        }
-        return Ok(KernelLayout { kver: kver.to_owned(), kernel, initramfs, bootcsum: h.finish().to_hex() });
+        return Ok((kver.to_owned(), kernel, initramfs));
     }
     bail!("commit {commit} has no kernel: no usr/lib/modules/KVER/ holds a vmlinuz")
 }
