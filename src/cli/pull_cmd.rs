@@ -39,7 +39,8 @@ pub enum RemoteCommand {
 pub struct AddArgs {
     /// Remote name.
     name: String,
-    /// Base URL of the published repository (http:// or https://).
+    /// Base URL of the published repository (http://, https://, or file:/// for a local
+    /// directory such as a mounted update medium).
     url: String,
     /// Public key file of the publisher (repeatable).
     #[arg(long, value_name = "FILE")]

@@ -13,8 +13,8 @@
 //! requests over one connection when the server speaks it; HTTP/1.1 keeps
 //! one persistent connection per worker).
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -183,6 +183,8 @@ pub struct FetchStats {
 pub struct Fetcher {
     client: reqwest::blocking::Client,
     base: String,
+    /// The repository directory of a `file://` remote (no HTTP then).
+    local: Option<PathBuf>,
     policy: FetchPolicy,
     /// Counters.
     pub stats: FetchStats,
@@ -267,6 +269,36 @@ const MAX_REDIRECTS: usize = 10;
 /// Read buffer.
 const READ_BUF: usize = 64 * 1024;
 
+/// Opens `path` below `root`; the path is ours (object names, `summary`,
+/// validated ref names), and `..` is refused all the same.
+fn open_local(root: &Path, path: &str, url: &str) -> Result<std::fs::File, FetchError> {
+    let rel = Path::new(path.trim_start_matches('/'));
+    if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        return Err(FetchError::Transport {
+            url: url.to_owned(),
+            message: "path escapes the repository".into(),
+            retryable: false,
+        });
+    }
+    let f = std::fs::File::open(root.join(rel)).map_err(|e| local_error(url, &e))?;
+    if !f.metadata().map_err(|e| local_error(url, &e))?.is_file() {
+        return Err(FetchError::Transport {
+            url: url.to_owned(),
+            message: "not a regular file".into(),
+            retryable: false,
+        });
+    }
+    Ok(f)
+}
+
+fn local_error(url: &str, e: &std::io::Error) -> FetchError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        FetchError::NotFound { url: url.to_owned(), status: 404 }
+    } else {
+        FetchError::Transport { url: url.to_owned(), message: e.to_string(), retryable: false }
+    }
+}
+
 impl Fetcher {
     /// Builds a client for `endpoint`.
     pub fn new(endpoint: &Endpoint, policy: FetchPolicy) -> anyhow::Result<Fetcher> {
@@ -311,7 +343,21 @@ impl Fetcher {
         }
         let client = b.build().context("building the HTTP client")?;
         let base = endpoint.url.trim_end_matches('/').to_owned();
-        Ok(Fetcher { client, base, policy, stats: FetchStats::default(), http2: false.into() })
+        let local = if base.starts_with("file:") {
+            let u = reqwest::Url::parse(&endpoint.url).with_context(|| format!("remote URL {}", endpoint.url))?;
+            let root = u.to_file_path().map_err(|()| anyhow::anyhow!("{}: not a local path", endpoint.url))?;
+            // Every object would be "missing": say what is.
+            if !root.join("config").is_file() {
+                anyhow::bail!(
+                    "{}: no repository there (no config file); is the update medium mounted?",
+                    root.display()
+                );
+            }
+            Some(root)
+        } else {
+            None
+        };
+        Ok(Fetcher { client, base, local, policy, stats: FetchStats::default(), http2: false.into() })
     }
 
     /// The full URL of `path` (relative to the remote's base).
@@ -338,12 +384,60 @@ impl Fetcher {
     /// retrying with backoff; at most `limit` bytes in all.
     pub fn get(&self, path: &str, limit: u64, sink: &mut dyn Sink) -> Result<(), FetchError> {
         let url = self.url(path);
+        if let Some(root) = &self.local {
+            return self.read_local(root, path, &url, limit, sink);
+        }
         self.with_retries(|| self.attempt(&url, limit, sink))
+    }
+
+    /// A `file://` remote: the same limits and resume as over HTTP, read
+    /// from the repository directory (a mounted update medium).
+    fn read_local(
+        &self,
+        root: &Path,
+        path: &str,
+        url: &str,
+        limit: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<(), FetchError> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let mut f = open_local(root, path, url)?;
+        let len = f.metadata().map_err(|e| local_error(url, &e))?.len();
+        let offset = sink.held();
+        if offset >= len {
+            return Ok(()); // as a 416: the caller's checksum decides
+        }
+        if len > limit {
+            return Err(FetchError::TooLarge { url: url.to_owned(), limit });
+        }
+        f.seek(std::io::SeekFrom::Start(offset)).map_err(|e| local_error(url, &e))?;
+        let mut buf = vec![0u8; READ_BUF];
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(local_error(url, &e)),
+            };
+            self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            if sink.held() + n as u64 > limit {
+                return Err(FetchError::TooLarge { url: url.to_owned(), limit });
+            }
+            sink.write(&buf[..n]).map_err(|source| FetchError::Sink { url: url.to_owned(), source })?;
+        }
     }
 
     /// The size of `path` from a HEAD request; `None` on 404.
     pub fn head_length(&self, path: &str) -> Result<Option<u64>, FetchError> {
         let url = self.url(path);
+        if let Some(root) = &self.local {
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            return match open_local(root, path, &url) {
+                Ok(f) => Ok(Some(f.metadata().map_err(|e| local_error(&url, &e))?.len())),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
         let r = self.with_retries(|| {
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let resp = self.client.head(&url).send().map_err(|e| self.classify(&url, &e))?;

@@ -218,8 +218,8 @@ pub struct AddOptions {
 /// may later change or vanish.
 pub fn add(repo: &mut Repo, name: &str, url: &str, opts: &AddOptions) -> Result<()> {
     validate_remote_name(name).map_err(|e| anyhow!("invalid remote name {name:?}: {e}"))?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        bail!("remote URL {url:?} must start with http:// or https://");
+    if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("file:///")) {
+        bail!("remote URL {url:?} must start with http://, https:// or file:///");
     }
     let g = group(name);
     let mut kf = repo.config().clone();

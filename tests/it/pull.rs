@@ -449,3 +449,34 @@ fn total_bytes_up_front_and_space_check() {
     assert!(!nginx.hits().iter().any(|h| h.path.ends_with(".filez")), "content was downloaded before the space check");
     assert!(pur(&repo, ["repo", "refs"]).ok().is_empty());
 }
+
+/// A `file://` remote (an update medium, a mounted disk): verified like
+/// HTTP; an update fetches only what changed; a wrong key is refused.
+#[test]
+fn file_remote() {
+    require_root();
+    let s = Scratch::new();
+    let p = publish(&s);
+    let url = format!("file://{}", p.repo.display());
+    let c = client(&s, "client", "bare-user", &url, &p.pubkey);
+    pur(&c, ["pull", "origin", "os/x86_64/stable"]).ok();
+    pur(&c, ["repo", "fsck"]).ok();
+    fs::write(p.tree.join("usr/lib/new-file"), "v2\n").expect("write");
+    let v2 = commit_signed(&p.repo, &p.tree, &p.key, "os/x86_64/stable", "200");
+    let out = pur(&c, ["--json", "pull", "origin", "os/x86_64/stable"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(pur(&c, ["repo", "rev-parse", "origin:os/x86_64/stable"]).ok(), v2);
+    // One new file, its new parent dirtrees, the commit: a handful of objects, not the tree.
+    let fetched = v["contentObjects"].as_u64().expect("contentObjects");
+    assert_eq!(fetched, 1, "{out}");
+    // Another publisher's key is refused.
+    let other = s.join("other");
+    pu(["repo", "keygen", "--output", other.to_str().expect("utf-8")]).ok();
+    let c2 = client(&s, "client2", "bare-user", &url, &s.join("other.pub"));
+    let err = pur(&c2, ["pull", "origin", "os/x86_64/stable"]).error_line();
+    assert!(err.contains("signature"), "{err}");
+    // A missing directory is a clear error.
+    let c3 = client(&s, "client3", "bare-user", "file:///nonexistent/repo", &p.pubkey);
+    let err = pur(&c3, ["pull", "origin", "os/x86_64/stable"]).error_line();
+    assert!(err.contains("/nonexistent/repo"), "{err}");
+}
