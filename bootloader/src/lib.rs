@@ -39,12 +39,16 @@
 //!   deployment;
 //! - [`kargs`]: kernel command lines and the `ostree=` boot link;
 //! - [`counting`]: `NAME+LEFT-DONE.conf` boot counting and systemd-boot's menu order;
-//! - [`vercmp`]: the version order systemd-boot sorts with.
+//! - [`vercmp`]: the version order systemd-boot sorts with;
+//! - [`grub`] and [`grubenv`]: the GRUB backend's generated `grub.cfg`, its boot counter, and
+//!   GRUB's 1024-byte environment block.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod bls;
 pub mod counting;
+pub mod grub;
+pub mod grubenv;
 pub mod kargs;
 pub mod vercmp;
 

@@ -16,6 +16,7 @@ use crate::repo::copy::copy_commit;
 use crate::repo::diff::diff;
 use crate::repo::refs::RefSpec;
 use crate::repo::{Repo, RepoMode};
+use crate::sysroot::boot::{self, Backend, BootConfig};
 use crate::sysroot::deploy::{DeployOptions, deploy, init_stateroot, resolve};
 use crate::sysroot::deployment::Deployment;
 use crate::sysroot::{HostEnv, Sysroot, bootswap, etcmerge, packages, staged, status};
@@ -39,7 +40,7 @@ pub struct HostArgs {
 }
 
 impl HostArgs {
-    fn env(&self) -> HostEnv {
+    pub(super) fn env(&self) -> HostEnv {
         HostEnv { booted_root: self.booted_root.clone(), cmdline: self.cmdline.clone(), run: self.run_dir.clone() }
     }
 }
@@ -58,6 +59,24 @@ pub struct InstallArgs {
     /// Origin to record, e.g. `origin:os/x86_64/stable` [default: REV].
     #[arg(long, value_name = "REFSPEC")]
     origin: Option<String>,
+    /// The bootloader that follows the boot configuration, with boot
+    /// counting and automatic rollback [default: none, or as installed before].
+    #[arg(long, value_enum)]
+    bootloader: Option<Backend>,
+    /// Where the boot partition (ESP or XBOOTLDR) is mounted, below the
+    /// sysroot [default: /boot/efi].
+    #[arg(long, value_name = "PATH")]
+    esp: Option<String>,
+    /// Boots a new deployment gets to reach boot-complete.target before the
+    /// previous one is booted again (1-9) [default: 3].
+    #[arg(long, value_name = "N")]
+    boot_tries: Option<String>,
+    /// GRUB: how it finds the ESP, `label:LABEL` or `uuid:UUID` [default: label:ESP].
+    #[arg(long, value_name = "HOW")]
+    grub_search: Option<String>,
+    /// GRUB: menu timeout in seconds [default: 5].
+    #[arg(long, value_name = "SECS")]
+    menu_timeout: Option<u32>,
 }
 
 /// `deploy` arguments.
@@ -146,7 +165,34 @@ pub fn run_install(cli: &Cli, a: &InstallArgs) -> Result<ExitCode> {
         Repo::init(&repo_path, mode)?;
     }
     init_stateroot(&dir, &a.os)?;
-    let dst = Repo::open(&repo_path)?;
+    let mut dst = Repo::open(&repo_path)?;
+    if a.bootloader.is_some()
+        || a.esp.is_some()
+        || a.boot_tries.is_some()
+        || a.grub_search.is_some()
+        || a.menu_timeout.is_some()
+    {
+        let mut cfg = BootConfig::load(&dst)?;
+        if let Some(b) = a.bootloader {
+            cfg.backend = b;
+        }
+        if let Some(e) = &a.esp {
+            cfg.esp = boot::esp_path(e)?;
+        }
+        if let Some(t) = &a.boot_tries {
+            cfg.tries = boot::parse_tries(t)?;
+        }
+        if let Some(g) = &a.grub_search {
+            cfg.grub_search = g.clone();
+        }
+        if let Some(t) = a.menu_timeout {
+            cfg.menu_timeout = t;
+        }
+        if cfg.backend != Backend::None && dir.stat_optional(&cfg.esp)?.is_none() {
+            bail!("the boot partition {} does not exist; mount it (or give --esp)", root.join(&cfg.esp).display());
+        }
+        cfg.save(&mut dst)?;
+    }
     let progress = cli.progress();
     copy_commit(&src, &dst, &commit, progress.as_ref())?;
     let refspec = a.origin.clone().unwrap_or_else(|| a.rev.clone());

@@ -3,6 +3,7 @@
 //! Exit status (CLI.md): 0 success, 1 failure with one `error: ...` line on
 //! stderr, 2 usage error (clap), and a broken pipe on stdout exits 0.
 
+mod boot_cmd;
 mod host_cmd;
 mod output;
 mod pull_cmd;
@@ -109,6 +110,9 @@ pub enum Command {
     },
     /// Switch to the staged deployment (run at shutdown).
     FinalizeStaged,
+    /// Boot counting: bless a good boot, record a failed one, show the state.
+    #[command(subcommand)]
+    Boot(boot_cmd::BootCommand),
     /// Generated files: man pages, shell completions.
     #[command(subcommand, hide = true)]
     Internals(Internals),
@@ -170,6 +174,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Kargs(a) => host_cmd::run_kargs(cli, a),
         Command::EtcDiff { rev } => host_cmd::run_etc_diff(cli, rev.as_deref()),
         Command::FinalizeStaged => host_cmd::run_finalize(cli),
+        Command::Boot(cmd) => boot_cmd::run(cli, cmd),
         Command::Internals(Internals::Man { dir }) => {
             std::fs::create_dir_all(dir)?;
             clap_mangen::generate_to(Cli::command(), dir)?;

@@ -113,6 +113,9 @@ pub fn prepare(sysroot: &Sysroot, new: &mut [Deployment]) -> Result<Prepared> {
         bail!("refusing to remove the booted deployment {}", b.name());
     }
     assign(new);
+    // A view left behind by an interrupted switch may still name bootlinks
+    // of the boot version about to be rewritten: bring it up to date first.
+    super::boot::sync_view(sysroot)?;
     let root = sysroot.dir();
     let new_bv = 1 - sysroot.bootversion;
     root.ensure_dir("boot", 0o755)?;
@@ -249,6 +252,8 @@ pub struct CleanupReport {
 /// boot version, unused bootlinks, deployment directories and kernels, and
 /// repository objects no ref or deployment needs. Safe to interrupt.
 pub fn cleanup(sysroot: &mut Sysroot) -> Result<CleanupReport> {
+    // Nothing the bootloader's view names may go: it follows the truth first.
+    super::boot::sync_view(sysroot)?;
     let mut report = CleanupReport::default();
     let root = sysroot.dir();
     let (bv, sub) = (sysroot.bootversion, sysroot.subbootversion);

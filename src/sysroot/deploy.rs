@@ -153,6 +153,23 @@ pub fn check_space(sysroot: &Sysroot, commit: &Checksum, osname: &str, layout: &
             );
         }
     }
+    // The bootloader's partition gets a copy of the kernel (systemd-boot, GRUB).
+    let cfg = super::boot::BootConfig::load(sysroot.repo())?;
+    if cfg.backend != super::boot::Backend::None {
+        let esp = super::esp::open(sysroot, &cfg)?;
+        if esp.stat_optional(format!("{}/{osname}-{}", super::esp::KERNELS, layout.bootcsum))?.is_none() {
+            let bytes = layout.files().map(|f| f.size.div_ceil(4096) * 4096).sum::<u64>() + SPACE_MARGIN / 4;
+            let space = esp.space().context("checking free space on the boot partition")?;
+            if space.available < bytes {
+                bail!(
+                    "not enough space on the boot partition ({}): the new kernel and initramfs need {} MiB, {} MiB are free; remove old deployments (`undeploy INDEX`, `cleanup`) to free their kernels",
+                    esp.path().display(),
+                    mib(bytes),
+                    mib(space.available)
+                );
+            }
+        }
+    }
     Ok(need)
 }
 
@@ -291,6 +308,12 @@ pub fn create_deployment(
     };
     if !origin.has_group(ORIGIN_GROUP) {
         origin.set(ORIGIN_GROUP, "refspec", &commit.to_hex());
+    }
+    // Boot state: a deployment with a predecessor to fall back to must
+    // prove itself when a bootloader counts tries; the first one is good.
+    origin.remove_group(super::boot::GROUP);
+    if merge.is_some() && super::boot::BootConfig::load(sysroot.repo())?.backend != super::boot::Backend::None {
+        super::boot::set_state(&mut origin, super::boot::BootState::Unproven, None);
     }
     let d = Deployment {
         index: 0,

@@ -38,6 +38,27 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// A deployment of nothing in particular, for unit tests.
+    #[cfg(test)]
+    pub fn for_tests() -> Deployment {
+        Deployment {
+            index: 0,
+            osname: "os".into(),
+            csum: Checksum::of(b"commit"),
+            serial: 0,
+            bootcsum: "b".repeat(64),
+            bootserial: 0,
+            kargs: Kargs::default(),
+            origin: KeyFile::new(),
+            staged: false,
+        }
+    }
+
+    /// `OS-CSUM.SERIAL`: names the deployment in a bootloader's view.
+    pub fn boot_id(&self) -> String {
+        format!("{}-{}", self.osname, self.name())
+    }
+
     /// `CSUM.SERIAL`.
     pub fn name(&self) -> String {
         format!("{}.{}", self.csum, self.serial)

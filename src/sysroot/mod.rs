@@ -18,10 +18,13 @@
 //! boot version, exactly as OSTree reads it, so `ostree admin status` and
 //! `photon-upgrade status` always agree.
 
+pub mod boot;
 pub mod bootswap;
 pub mod deploy;
 pub mod deployment;
+pub mod esp;
 pub mod etcmerge;
+pub mod grubview;
 pub mod kernel;
 pub mod packages;
 pub mod staged;
@@ -163,6 +166,12 @@ impl Sysroot {
     }
 
     fn read_deployments(&self, bootversion: u8) -> Result<Vec<Deployment>> {
+        Ok(self.read_entries(bootversion)?.into_iter().map(|(d, _)| d).collect())
+    }
+
+    /// The deployments of boot version `bootversion` in boot order, each
+    /// with its boot entry (what a bootloader backend copies).
+    pub fn read_entries(&self, bootversion: u8) -> Result<Vec<(Deployment, BlsEntry)>> {
         let entries_rel = format!("boot/loader.{bootversion}/entries");
         let Some(dir) = self.root.open_dir_optional(&entries_rel)? else { return Ok(Vec::new()) };
         let mut entries: Vec<(String, BlsEntry)> = Vec::new();
@@ -188,7 +197,7 @@ impl Sysroot {
             let Some(ostree_arg) = kargs.get("ostree").map(str::to_owned) else { continue };
             kargs.delete("ostree");
             let d = self.resolve_bootlink(&ostree_arg).with_context(|| format!("boot entry {name}"))?;
-            out.push(Deployment { index: out.len(), kargs, ..d });
+            out.push((Deployment { index: out.len(), kargs, ..d }, entry));
         }
         Ok(out)
     }
@@ -258,8 +267,13 @@ impl Sysroot {
         let arg = Kargs::parse(cmdline.trim()).ok().and_then(|k| k.get("ostree").map(str::to_owned));
         match (arg, self.booted) {
             (Some(a), Some(i)) => {
-                let named = self.resolve_bootlink(&a).ok();
-                if !named.as_ref().is_some_and(|n| n.same_as(&self.deployments[i])) {
+                // Compare what the karg says (stateroot, kernel), not where
+                // its bootlink points now: a later boot configuration (a
+                // deploy, a rollback) rewrites the links of the running one.
+                let d = &self.deployments[i];
+                let parts: Vec<&str> = a.trim_start_matches('/').split('/').collect();
+                let same = matches!(parts.as_slice(), [_, _, os, csum, _] if *os == d.osname && *csum == d.bootcsum);
+                if !same {
                     self.booted_mismatch = Some(format!(
                         "the kernel command line names {a}, but / is {}",
                         self.deployments[i].dir().display()

@@ -108,6 +108,7 @@ pub fn stage(
     merge: Option<&Deployment>,
 ) -> Result<()> {
     let prepared = bootswap::prepare(sysroot, &mut list)?;
+    super::boot::stage_view(sysroot, new)?;
     let etc_fingerprint = match merge {
         Some(m) => Some(etc_fingerprint(&sysroot.dir().open_dir(m.dir().join("etc"))?)?),
         None => None,
@@ -238,6 +239,10 @@ fn finalize_inner(sysroot: &mut Sysroot, state: &State) -> Result<Finalized> {
     }
     bootswap::switch(sysroot, &state.prepared)?;
     remove_run_files(sysroot)?;
+    // The bootloader's view follows: its kernels were copied at stage time,
+    // so this writes a few entry files and renames.
+    sysroot.load()?;
+    super::boot::sync_view(sysroot).context("updating the bootloader's entries (the next boot or command retries)")?;
     // Cleanup of the old configuration waits for the next command or boot:
     // shutdown only renames.
     Ok(Finalized::Switched { deployment: state.name.clone(), remerged_etc: remerged })

@@ -10,19 +10,24 @@
 //!     "deployment": "CSUM.0", "version": "5.0.1", "timestamp": 1700000000,
 //!     "refspec": "origin:photon/5.0/x86_64/minimal", "booted": true, "staged": false,
 //!     "pending": false, "rollback": false, "pinned": false, "kargs": "root=...",
-//!     "bootcsum": "...", "signature": {"state": "valid", "key": "base64"}}]}
+//!     "bootcsum": "...", "signature": {"state": "valid", "key": "base64"},
+//!     "boot": {"state": "unproven", "triesLeft": 2, "failure": null}}]}
 //! ```
 //!
 //! `pending` marks deployments that boot next in place of the booted one,
 //! `rollback` those after it (what `rollback` switches to); a staged
 //! deployment comes first with `staged: true` and no index in the boot
 //! order until shutdown. `signature.state` is `valid`, `unsigned`,
-//! `untrusted` or `not-checked` (with a `reason`).
+//! `untrusted` or `not-checked` (with a `reason`). `boot.state` is `good`,
+//! `unproven` (deployed, not yet booted to `boot-complete.target`;
+//! `triesLeft` from the bootloader's counter) or `failed` (`failure` says
+//! why).
 
 use anyhow::Result;
 use repo_format::commit::keys;
 
 use super::Sysroot;
+use super::boot::{BootConfig, BootState};
 use super::deployment::Deployment;
 use crate::pull::remote::Remote;
 use crate::repo::refs::RefSpec;
@@ -86,6 +91,8 @@ pub struct DeploymentStatus {
     pub bootcsum: String,
     /// Signature state.
     pub signature: Signature,
+    /// Boot counting: good, unproven (tries left) or failed (why).
+    pub boot: super::boot::BootInfo,
 }
 
 /// The whole status document.
@@ -140,7 +147,7 @@ fn signature(sysroot: &Sysroot, d: &Deployment) -> Signature {
     }
 }
 
-fn one(sysroot: &Sysroot, d: &Deployment, index: Option<usize>) -> DeploymentStatus {
+fn one(sysroot: &Sysroot, cfg: &BootConfig, d: &Deployment, index: Option<usize>) -> DeploymentStatus {
     let commit = sysroot.repo().load_commit(&d.csum).ok();
     let booted_index = sysroot.booted;
     DeploymentStatus {
@@ -167,17 +174,19 @@ fn one(sysroot: &Sysroot, d: &Deployment, index: Option<usize>) -> DeploymentSta
         kargs: d.kargs.to_string(),
         bootcsum: d.bootcsum.clone(),
         signature: signature(sysroot, d),
+        boot: super::boot::info(sysroot, cfg, d),
     }
 }
 
 /// Builds the status document.
 pub fn status(sysroot: &Sysroot) -> Result<Status> {
+    let cfg = BootConfig::load(sysroot.repo())?;
     let mut deployments = Vec::new();
     if let Some(s) = &sysroot.staged {
-        deployments.push(one(sysroot, s, None));
+        deployments.push(one(sysroot, &cfg, s, None));
     }
     for d in &sysroot.deployments {
-        deployments.push(one(sysroot, d, Some(d.index)));
+        deployments.push(one(sysroot, &cfg, d, Some(d.index)));
     }
     let last_error = match sysroot.dir().open_file_optional(super::staged::LAST_ERROR)? {
         Some(f) => serde_json::from_reader(f).ok(),
@@ -221,6 +230,14 @@ pub fn text(s: &Status) -> Vec<String> {
             Signature::Unsigned => out.push("    Signature: none".into()),
             Signature::Untrusted { reason } => out.push(format!("    Signature: UNTRUSTED: {reason}")),
             Signature::NotChecked { .. } => {}
+        }
+        match (d.boot.state, d.boot.tries_left) {
+            (BootState::Good, _) => {}
+            (BootState::Unproven, Some(n)) => out.push(format!("    Boot: unproven, {n} tries left")),
+            (BootState::Unproven, None) => out.push("    Boot: unproven".into()),
+            (BootState::Failed, _) => {
+                out.push(format!("    Boot: FAILED: {}", d.boot.failure.as_deref().unwrap_or("no reason recorded")))
+            }
         }
     }
     if let Some(m) = &s.booted_mismatch {

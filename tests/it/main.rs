@@ -4,6 +4,7 @@
 mod server;
 mod util;
 
+mod boot;
 mod examples;
 mod hostile;
 mod linkcut;

@@ -6,41 +6,6 @@ use std::path::{Path, PathBuf};
 
 use crate::util::*;
 
-/// A build repository with two versions of the sample OS on `os/stable`.
-struct Build {
-    repo: PathBuf,
-    v1: String,
-    v2: String,
-}
-
-fn build(s: &Scratch) -> Build {
-    let repo = s.join("build");
-    pur(&repo, ["repo", "init", "--mode", "archive"]).ok();
-    let mut commits = Vec::new();
-    for v in ["1.0", "2.0"] {
-        let tree = s.join(format!("tree-{v}"));
-        sh(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample-os.sh"), &[tree.to_str().expect("utf-8"), v]).ok();
-        commits.push(
-            pur(
-                &repo,
-                [
-                    "repo",
-                    "commit",
-                    "-b",
-                    "os/stable",
-                    "--version",
-                    v,
-                    "--timestamp",
-                    if v == "1.0" { "100" } else { "200" },
-                    tree.to_str().expect("utf-8"),
-                ],
-            )
-            .ok(),
-        );
-    }
-    Build { repo, v2: commits.pop().expect("v2"), v1: commits.pop().expect("v1") }
-}
-
 /// Runs our binary on a sysroot.
 fn ps(sysroot: &Path, args: &[&str]) -> Run {
     let mut all = vec!["--sysroot", sysroot.to_str().expect("utf-8")];

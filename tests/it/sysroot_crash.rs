@@ -27,35 +27,20 @@ struct Fixture {
 }
 
 fn fixture(s: &Scratch) -> Fixture {
-    let build = s.join("build");
-    pur(&build, ["repo", "init", "--mode", "archive"]).ok();
-    let mut commits = Vec::new();
-    for (v, ts) in [("1.0", "100"), ("2.0", "200")] {
-        let tree = s.join(format!("tree-{v}"));
-        sh(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample-os.sh"), &[tree.to_str().expect("utf-8"), v]).ok();
-        commits.push(
-            pur(
-                &build,
-                ["repo", "commit", "-b", "os/stable", "--version", v, "--timestamp", ts, tree.to_str().expect("utf-8")],
-            )
-            .ok(),
-        );
-    }
+    fixture_with(s, &[])
+}
+
+/// As [`fixture`], installed with extra `install` arguments.
+fn fixture_with(s: &Scratch, install_args: &[&str]) -> Fixture {
+    let Build { repo: build, v1, v2 } = build(s);
+    let commits = [v1, v2];
     let base = s.join("base");
-    pur(
-        &build,
-        [
-            "--sysroot",
-            base.to_str().expect("utf-8"),
-            "install",
-            "--os",
-            "sample",
-            "--karg",
-            "root=LABEL=root",
-            &commits[0],
-        ],
-    )
-    .ok();
+    let b = base.to_str().expect("utf-8");
+    let mut args = vec!["--sysroot", b, "install", "--os", "sample", "--karg", "root=LABEL=root"];
+    args.extend_from_slice(install_args);
+    args.push(&commits[0]);
+    fs::create_dir_all(base.join("boot/efi")).expect("mkdir");
+    pur(&build, args).ok();
     // v2's objects are in the sysroot repository, ready to deploy.
     ostree([
         &format!("--repo={}", base.join("ostree/repo").display()),
@@ -66,7 +51,8 @@ fn fixture(s: &Scratch) -> Fixture {
     .ok();
     fs::create_dir_all(base.join("ostree/repo/refs/heads/os")).expect("mkdir");
     fs::write(base.join("ostree/repo/refs/heads/os/stable"), format!("{}\n", commits[1])).expect("ref");
-    Fixture { base, v2: commits.pop().expect("v2"), v1: commits.pop().expect("v1") }
+    let [v1, v2] = commits;
+    Fixture { base, v1, v2 }
 }
 
 fn deployments(root: &Path) -> Vec<String> {
@@ -132,8 +118,21 @@ fn crash_everywhere(
     allowed: &[&[String]],
     after: impl Fn(&Path),
 ) -> usize {
+    crash_at(&[(NAME_CHANGES, 1), (BULK, BULK_STEP)], start, work, pre, args, allowed, after)
+}
+
+/// [`crash_everywhere`] with chosen crash points: (syscalls, every how many calls).
+fn crash_at(
+    points: &[(&[&str], usize)],
+    start: &Path,
+    work: &Path,
+    pre: &[&str],
+    args: &[&str],
+    allowed: &[&[String]],
+    after: impl Fn(&Path),
+) -> usize {
     let mut crashes = 0;
-    for (list, step) in [(NAME_CHANGES, 1), (BULK, BULK_STEP)] {
+    for &(list, step) in points {
         for syscall in list.iter() {
             let mut n = 1;
             while n <= MAX_CALLS {
@@ -236,4 +235,101 @@ fn finalize_staged_survives_crashes() {
         }
     }
     assert!(crashes >= 2, "only {crashes} crash points in finalize-staged");
+}
+
+/// Boot flags that make `root` look booted into `deployment` (the command
+/// line is the options of its entry on the partition).
+fn booted_as(s: &Scratch, root: &Path, deployment: &str) -> Vec<String> {
+    let esp = root.join("boot/efi");
+    let entries = crate::boot::esp_entries(&esp);
+    let (_, e) = entries.iter().find(|(n, _)| n.contains(deployment)).expect("an entry");
+    let cmdline = s.join(format!("cmdline-{deployment}"));
+    fs::write(&cmdline, e.get("options").expect("options")).expect("write");
+    vec![
+        "--booted-root".into(),
+        root.join(format!("ostree/deploy/sample/deploy/{deployment}")).display().to_string(),
+        "--cmdline".into(),
+        cmdline.display().to_string(),
+        "--run-dir".into(),
+        s.join("run").display().to_string(),
+    ]
+}
+
+/// Runs `boot mark-good` on `root` with the booted-system flags `pre`.
+fn mark_good(root: &Path, pre: &[&str]) {
+    let mut args = vec!["--sysroot", root.to_str().expect("utf-8")];
+    args.extend_from_slice(pre);
+    args.extend(["boot", "mark-good"]);
+    pu(args).ok();
+}
+
+/// Replays systemd-boot's rename of a counted entry before it boots it.
+fn firmware_try(root: &Path, deployment: &str) {
+    let dir = root.join("boot/efi/loader/entries");
+    for (name, _) in crate::boot::esp_entries(&root.join("boot/efi")) {
+        if name.contains(deployment)
+            && let Some(next) = bootloader::EntryName::parse(&name).expect("name").decrement()
+        {
+            fs::rename(dir.join(&name), dir.join(next.file_name())).expect("rename");
+        }
+    }
+}
+
+/// The systemd-boot view through deploy and mark-good: killed at every
+/// step, the partition's entries all boot complete deployments, and the
+/// one the firmware picks is the old default or the new one.
+#[test]
+fn boot_entries_and_mark_good_survive_crashes() {
+    require_root();
+    let s = Scratch::new();
+    let f = fixture_with(&s, &["--bootloader", "systemd-boot"]);
+    let (d1, d2) = (format!("{}.0", f.v1), format!("{}.0", f.v2));
+    let old = vec![d1.clone()];
+    let new = vec![d2.clone(), d1.clone()];
+    let work = s.join("work");
+    let esp_default = |w: &Path, at: &str| crate::boot::esp_default(w, &w.join("boot/efi"), at);
+    // Deploy's own steps are covered above: here the name changes, which
+    // include every step of the partition's update.
+    let points: &[(&[&str], usize)] = &[(NAME_CHANGES, 1)];
+    let n = crash_at(points, &f.base, &work, &[], &["deploy", "--os", "sample", &f.v2], &[&old, &new], |w| {
+        let picked = esp_default(w, "deploy killed");
+        assert!(picked == d1 || picked == d2, "the firmware would boot {picked}");
+        // The next command brings the partition in line with the truth.
+        pu(["--sysroot", w.to_str().expect("utf-8"), "boot", "sync"]).ok();
+        assert_eq!(esp_default(w, "after boot sync"), deployments(w)[0]);
+    });
+    assert!(n > 40, "only {n} crash points in deploy");
+
+    // v2 deployed, booted once (counted), its boot good: bless it.
+    let two = s.join("two");
+    copy_tree(&f.base, &two);
+    pu(["--sysroot", two.to_str().expect("utf-8"), "deploy", "--os", "sample", &f.v2]).ok();
+    firmware_try(&two, &d2);
+    let host = booted_as(&s, &work, &d2);
+    let pre: Vec<&str> = host.iter().map(String::as_str).collect();
+    let n = crash_everywhere(&two, &work, &pre, &["boot", "mark-good"], &[&new], |w| {
+        assert_eq!(esp_default(w, "mark-good killed"), d2);
+        mark_good(w, &pre);
+        assert_eq!(esp_default(w, "mark-good rerun"), d2);
+        let names: Vec<String> = crate::boot::esp_entries(&w.join("boot/efi")).into_iter().map(|(n, _)| n).collect();
+        assert!(names.iter().all(|n| !n.contains('+')), "still counted after mark-good: {names:?}");
+    });
+    assert!(n >= 2, "only {n} crash points in mark-good");
+
+    // v2's tries spent; the firmware fell back to v1, whose boot is good.
+    let spent = s.join("spent");
+    copy_tree(&two, &spent);
+    for _ in 0..3 {
+        firmware_try(&spent, &d2);
+    }
+    let host = booted_as(&s, &work, &d1);
+    let pre: Vec<&str> = host.iter().map(String::as_str).collect();
+    let back = vec![d1.clone(), d2.clone()];
+    let n = crash_everywhere(&spent, &work, &pre, &["boot", "mark-good"], &[&new, &back], |w| {
+        assert_eq!(esp_default(w, "fallback mark-good killed"), d1);
+        mark_good(w, &pre);
+        assert_eq!(deployments(w), back, "after the rerun");
+        assert_eq!(esp_default(w, "fallback rerun"), d1);
+    });
+    assert!(n > 10, "only {n} crash points in the fallback");
 }

@@ -320,3 +320,25 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
     sh("cp", &["-a", from.to_str().expect("utf-8"), to.to_str().expect("utf-8")]).ok();
 }
+
+/// A build repository (archive) with the sample OS in versions 1.0 and 2.0
+/// on `os/stable` (timestamps 100 and 200).
+pub struct Build {
+    pub repo: PathBuf,
+    pub v1: String,
+    pub v2: String,
+}
+
+/// Makes a [`Build`] in `s/build`.
+pub fn build(s: &Scratch) -> Build {
+    let repo = s.join("build");
+    pur(&repo, ["repo", "init", "--mode", "archive"]).ok();
+    let mut commits = Vec::new();
+    for (v, ts) in [("1.0", "100"), ("2.0", "200")] {
+        let tree = s.join(format!("tree-{v}"));
+        sh(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample-os.sh"), &[tree.to_str().expect("utf-8"), v]).ok();
+        let t = tree.to_str().expect("utf-8");
+        commits.push(pur(&repo, ["repo", "commit", "-b", "os/stable", "--version", v, "--timestamp", ts, t]).ok());
+    }
+    Build { repo, v2: commits.pop().expect("v2"), v1: commits.pop().expect("v1") }
+}
