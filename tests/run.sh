@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 # The real ostree is the oracle; nginx is the static web server pulls are
 # tested against; strace injects crashes; attr, zstd, tar, openssl build
 # fixtures; build-essential builds the fuzzers (libFuzzer is C++).
-pkgs=(ostree nginx-light strace attr zstd tar openssl build-essential dosfstools mtools grub-common grub-emu)
+pkgs=(ostree nginx-light strace attr zstd tar openssl build-essential dosfstools mtools grub-common grub-emu busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
