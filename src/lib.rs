@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod fsutil;
+pub mod health;
 pub mod progress;
 pub mod pull;
 pub mod repo;

@@ -1,13 +1,16 @@
 //! `boot ...`: boot counting from the running system (run by the units in
 //! `systemd/`), and the bootloader's view.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use serde_json::json;
 
 use super::{Cli, output};
+use crate::health;
 use crate::sysroot::Sysroot;
 use crate::sysroot::boot::{self, BootConfig, BootState};
 
@@ -19,12 +22,23 @@ pub enum BootCommand {
     /// to it from a newer deployment whose tries ran out, that one is
     /// recorded failed and this one becomes the default again.
     MarkGood,
+    /// Run this boot's health checks (photon-upgrade-health.service): the
+    /// executables in /etc/photon-upgrade/health.d and
+    /// /usr/lib/photon-upgrade/health.d; fails if a required one fails.
+    CheckHealth {
+        /// Seconds each check gets before it is killed.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Check directories, highest priority first (tests).
+        #[arg(long = "check-dir", hide = true)]
+        check_dirs: Vec<PathBuf>,
+    },
     /// Record that this boot failed (a health check, or the deadline) and
     /// reboot if the bootloader will try again or fall back.
     Failed {
-        /// What failed.
-        #[arg(long, default_value = "a health check failed")]
-        reason: String,
+        /// What failed [default: the summary of this boot's health report].
+        #[arg(long)]
+        reason: Option<String>,
         /// Record only; do not reboot.
         #[arg(long)]
         no_reboot: bool,
@@ -69,8 +83,63 @@ pub fn run(cli: &Cli, cmd: &BootCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        BootCommand::CheckHealth { timeout, check_dirs } => {
+            let sysroot = open(cli)?;
+            let me = sysroot.booted_deployment().cloned().ok_or_else(|| {
+                anyhow!("this system was not booted through a deployment of {}", sysroot.path().display())
+            })?;
+            let cfg = BootConfig::load(sysroot.repo())?;
+            let info = boot::info(&sysroot, &cfg, &me);
+            let attempt = match (info.state, info.tries_left) {
+                (BootState::Good, _) => 0,
+                (_, Some(left)) => cfg.tries.saturating_sub(left).max(1),
+                (_, None) => 1,
+            };
+            let dirs = if check_dirs.is_empty() { health::default_check_dirs() } else { check_dirs.clone() };
+            let name = me.name();
+            let ctx = health::HealthContext { deployment: &name, boot_attempt: attempt, check_dirs: &dirs };
+            let opts = health::HealthOptions { timeout: Duration::from_secs(*timeout) };
+            let quiet = cli.quiet || cli.json;
+            let report = health::run_checks(&ctx, &opts, &mut |ev| {
+                if quiet {
+                    return;
+                }
+                match ev {
+                    health::HealthEvent::Starting(c) => eprintln!("health check {}: starting", c.name),
+                    health::HealthEvent::Finished(r) => eprintln!(
+                        "health check {}: {:?}{}",
+                        r.name,
+                        r.status,
+                        r.reason.as_deref().map(|x| format!(" ({x})")).unwrap_or_default()
+                    ),
+                }
+            })?;
+            let state = boot::health_dir(&sysroot, &me);
+            let file = health::save_report(&state, &report)?;
+            for s in report.skipped.iter().filter(|s| !matches!(s.reason, health::SkipReason::Masked)) {
+                eprintln!("warning: health check {} ({}) skipped: {:?}", s.name, s.path, s.reason);
+            }
+            for w in report.failed_wanted() {
+                eprintln!("warning: wanted health check {} failed", w.name);
+            }
+            if cli.json {
+                output::json(health::REPORT_KIND, &report)?;
+            }
+            if !report.passed {
+                bail!("health checks failed: {}; report: {}", report.summary(), file.display());
+            }
+            if !quiet {
+                output::lines([format!("health checks {}", report.summary())])?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         BootCommand::Failed { reason, no_reboot } => {
             let mut sysroot = open(cli)?;
+            let reason = match reason {
+                Some(r) => r.clone(),
+                None => boot::last_health_summary(&sysroot).unwrap_or_else(|| "a health check failed".to_owned()),
+            };
+            let reason = &reason;
             let out = boot::failed(&mut sysroot, reason)?;
             if cli.json {
                 output::json("BootFailed", &json!({"deployment": out.deployment, "reboot": out.reboot && !no_reboot}))?;

@@ -220,6 +220,25 @@ pub fn run_install(cli: &Cli, a: &InstallArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Under systemd, starts the unit that finalizes a staged deployment at
+/// shutdown (its `ExecStop=`) now, as OSTree does since 2025: a `.path`
+/// unit can miss a reboot that follows staging at once.
+fn start_finalize_unit(cli: &Cli) -> Result<()> {
+    if !cli.host.run_dir.join("systemd/system").is_dir() {
+        return Ok(()); // not a systemd-booted host (image builds, tests)
+    }
+    let st = std::process::Command::new("systemctl")
+        .args(["start", "photon-finalize-staged.service"])
+        .status()
+        .context("running systemctl start photon-finalize-staged.service")?;
+    if !st.success() {
+        bail!(
+            "systemctl start photon-finalize-staged.service failed ({st}): the staged deployment would not be finalized at shutdown; is the unit installed (systemd/README.md)?"
+        );
+    }
+    Ok(())
+}
+
 /// `deploy`.
 pub fn run_deploy(cli: &Cli, a: &DeployArgs) -> Result<ExitCode> {
     let mut sysroot = open(cli)?;
@@ -239,6 +258,9 @@ pub fn run_deploy(cli: &Cli, a: &DeployArgs) -> Result<ExitCode> {
 }
 
 fn report_deploy(cli: &Cli, out: &crate::sysroot::deploy::DeployOutcome) -> Result<ExitCode> {
+    if out.staged {
+        start_finalize_unit(cli)?;
+    }
     if cli.json {
         output::json("Deploy", out)?;
     } else if !cli.quiet {

@@ -320,6 +320,20 @@ pub fn mark_good(sysroot: &mut Sysroot) -> Result<MarkGood> {
     Ok(MarkGood { deployment: me.name(), blessed, failed })
 }
 
+/// Where health reports of `d`'s stateroot are kept: its `/var`, seen from
+/// the sysroot (on a booted host, the same directory as
+/// `/var/lib/photon-upgrade/health`).
+pub fn health_dir(sysroot: &Sysroot, d: &Deployment) -> PathBuf {
+    sysroot.path().join(format!("ostree/deploy/{}/var/lib/photon-upgrade/health", d.osname))
+}
+
+/// The summary of the booted deployment's newest health report.
+pub fn last_health_summary(sysroot: &Sysroot) -> Option<String> {
+    let me = sysroot.booted_deployment()?;
+    let reports = crate::health::load_reports(&health_dir(sysroot, me), &me.name()).ok()?;
+    reports.into_iter().rev().find_map(|r| r.report.ok()).map(|r| r.summary())
+}
+
 /// What `boot failed` decided.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]

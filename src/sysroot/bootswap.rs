@@ -295,6 +295,11 @@ pub fn cleanup(sysroot: &mut Sysroot) -> Result<CleanupReport> {
                 }
                 if e.file_type == fsutil::FileType::Directory {
                     report.deployments.push(format!("{osname}/{name}"));
+                    // Its health reports go with it (a stale name is harmless: skip errors).
+                    let health = sysroot.path().join(format!("ostree/deploy/{osname}/var/lib/photon-upgrade/health"));
+                    if crate::health::validate_deployment(&name).is_ok() {
+                        let _ = crate::health::remove_reports(&health, &name);
+                    }
                 }
                 dd.remove_all(&name).with_context(|| format!("removing {}", dd.display(&name).display()))?;
             }

@@ -353,3 +353,38 @@ fn booted_grub(s: &Scratch, root: &Path, deployment: &str, args: &[&str]) -> Run
         format!("ostree=/ostree/boot.{}/sample/{}/0", doc["bootversion"], d["bootcsum"].as_str().expect("bootcsum"));
     booted_with(s, root, deployment, &format!("{} {bootlink}", d["kargs"].as_str().expect("kargs")), args)
 }
+
+/// `boot check-health` runs the checks, keeps the report in the
+/// stateroot's /var, and `boot failed` records its summary as the reason.
+#[test]
+fn health_checks_decide_and_explain_a_failed_boot() {
+    require_root();
+    let s = Scratch::new();
+    let (b, root, _esp) = host(&s);
+    install(&b, &root, &["systemd-boot", &b.v1]);
+    install(&b, &root, &["systemd-boot", &b.v2]);
+    let d2 = format!("{}.0", b.v2);
+    let checks = s.join("health.d");
+    fs::create_dir_all(&checks).expect("mkdir");
+    let script = checks.join("50-docker");
+    fs::write(&script, "#!/bin/sh\necho 'docker.service is not running' >&2\nexit 3\n").expect("write");
+    sh("chmod", &["0755", script.to_str().expect("utf-8")]).ok();
+    let c = checks.to_str().expect("utf-8");
+    let err = booted(&s, &root, &d2, &["boot", "check-health", "--check-dir", c]).error_line();
+    assert!(err.contains("health checks failed") && err.contains("50-docker"), "{err}");
+    let reports = root.join(format!("ostree/deploy/sample/var/lib/photon-upgrade/health/{d2}"));
+    assert_eq!(fs::read_dir(&reports).expect("reports").count(), 1);
+    booted(&s, &root, &d2, &["boot", "failed", "--no-reboot"]).ok();
+    let text = pu(["--sysroot", root.to_str().expect("utf-8"), "boot", "status"]).ok();
+    assert!(text.contains("unproven") && text.contains("50-docker"), "{text}");
+    // A passing run is reported and the command succeeds.
+    fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write");
+    booted(&s, &root, &d2, &["boot", "check-health", "--check-dir", c]).ok();
+    assert_eq!(fs::read_dir(&reports).expect("reports").count(), 2);
+    // Cleanup removes the reports of a deployment it removes: two more
+    // deploys push v2 out of the retained pair.
+    for _ in 0..2 {
+        pu(["--sysroot", root.to_str().expect("utf-8"), "deploy", "--os", "sample", &b.v1]).ok();
+    }
+    assert!(!reports.exists(), "reports of an undeployed deployment stay behind");
+}

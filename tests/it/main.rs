@@ -6,6 +6,7 @@ mod util;
 
 mod boot;
 mod examples;
+mod health;
 mod hostile;
 mod linkcut;
 mod pull;
