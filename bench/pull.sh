@@ -8,6 +8,8 @@
 # HTTP/1.1, 64 streams on HTTP/2).
 # Prints a markdown table: wall time, requests and bytes (nginx's log), ratio.
 # Usage: bench/pull.sh [CORPUS [RUNS]]   (run as root)
+# ROWS=TEXT runs only the rows whose name contains TEXT; PU_SET=KEY=VALUE
+# passes `--set KEY=VALUE` to our `remote add` (e.g. fetch-parallelism=32).
 set -euo pipefail
 corpus=${1:-/var/tmp/corpus} runs=${2:-1}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,7 +61,7 @@ one() {
   rm -rf client
   if [ "$tool" = ours ]; then
     "$pu" --repo client repo init --mode bare-user
-    "$pu" --repo client remote add origin "$url" --no-sign-verify --tls-ca "$work/ca.pem"
+    "$pu" --repo client remote add origin "$url" --no-sign-verify --tls-ca "$work/ca.pem" ${PU_SET:+--set "$PU_SET"}
     for r in "${@:1:$#-1}"; do "$pu" --repo client pull origin "$r" >/dev/null; done
     : > access.log
     /usr/bin/time -f "%e" -o t "$pu" --repo client pull origin "${@: -1}" >/dev/null
@@ -75,6 +77,7 @@ one() {
 
 row() { # NAME URL_OURS URL_OSTREE REVS...
   local name=$1 uo=$2 ut=$3; shift 3
+  [[ -z "${ROWS:-}" || "$name" == *$ROWS* ]] || return 0
   local best_o= best_t=
   for _ in $(seq "$runs"); do
     read -r to ro bo < <(one ours "$uo" "$@")
