@@ -21,6 +21,7 @@
 
 pub mod checksum;
 pub mod commit;
+pub mod delta;
 pub mod dirmeta;
 pub mod dirtree;
 mod error;

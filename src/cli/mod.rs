@@ -4,6 +4,7 @@
 //! stderr, 2 usage error (clap), and a broken pipe on stdout exits 0.
 
 mod boot_cmd;
+mod delta_cmd;
 mod host_cmd;
 mod output;
 mod pull_cmd;

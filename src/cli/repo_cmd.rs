@@ -109,8 +109,11 @@ pub enum RepoCommand {
     },
     /// Check a commit's signatures against trusted keys.
     Verify(VerifyArgs),
-    /// Regenerate the summary (refs, commit sizes and dates) for publishing.
+    /// Regenerate the summary (refs, commit sizes and dates, deltas) for publishing.
     Summary(SummaryArgs),
+    /// Deltas and offline bundles.
+    #[command(subcommand)]
+    Delta(super::delta_cmd::DeltaCommand),
 }
 
 /// `repo verify` arguments.
@@ -308,6 +311,7 @@ pub fn run(cli: &Cli, cmd: &RepoCommand) -> Result<ExitCode> {
             Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         RepoCommand::Prune(a) => cmd_prune(cli, &repo, a),
+        RepoCommand::Delta(d) => super::delta_cmd::run(cli, &repo, d),
         RepoCommand::Keygen { .. } => unreachable!("handled above"),
         RepoCommand::Sign { rev, key } => {
             let c = repo.resolve_rev(rev)?;

@@ -7,6 +7,7 @@
 pub mod checkout;
 pub mod commit;
 pub mod copy;
+pub mod delta;
 pub mod diff;
 pub mod fsck;
 pub mod keyfile;

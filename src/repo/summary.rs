@@ -122,6 +122,16 @@ pub fn update(repo: &Repo, opts: &SummaryOptions, now: u64) -> Result<Updated> {
     meta.insert(keys::MODE, Value::new_str(repo.mode().config_name()));
     meta.insert(keys::TOMBSTONE_COMMITS, Value::new_bool(false));
     meta.insert(keys::INDEXED_DELTAS, Value::new_bool(true));
+    // Our deltas, each named with the hash of its superblock body, so a
+    // client that trusts this summary trusts the superblock it fetches.
+    let deltas: Vec<(String, Checksum)> = super::delta::list(repo)
+        .context("listing deltas (fix or delete the broken one under photon-deltas/)")?
+        .into_iter()
+        .map(|d| (d.id, d.superblock_checksum))
+        .collect();
+    if !deltas.is_empty() {
+        meta.insert(repo_format::delta::SUMMARY_KEY, repo_format::delta::summary_value(&deltas));
+    }
     if let Some(v) = opts.valid_for {
         meta.insert(keys::EXPIRES, Value::new_u64(now.saturating_add(v).to_be()));
     }
