@@ -81,7 +81,7 @@ pub struct PullArgs {
     remote: String,
     /// Refs or commit checksums [default: the remote's branches].
     refs: Vec<String>,
-    /// Fetch objects even when a delta would do (deltas are not implemented yet; objects are always fetched).
+    /// Fetch objects even when the remote offers a delta.
     #[arg(long)]
     disable_deltas: bool,
     /// Also fetch this many parent commits.
@@ -161,6 +161,7 @@ pub fn run_pull(cli: &Cli, a: &PullArgs) -> Result<ExitCode> {
         allow_downgrade: a.allow_downgrade,
         sysroot: cli.sysroot.clone(),
         now: super::now(),
+        disable_deltas: a.disable_deltas,
     };
     let progress = cli.progress();
     let out = pull(&repo, &a.remote, &opts, progress.as_ref())?;
@@ -184,8 +185,12 @@ pub fn run_pull(cli: &Cli, a: &PullArgs) -> Result<ExitCode> {
             })
             .collect();
         lines.push(format!(
-            "fetched {} metadata and {} content objects, {} bytes in {} requests",
-            out.metadata_objects, out.content_objects, out.bytes, out.requests
+            "fetched {} metadata and {} content objects, {} bytes in {} requests{}",
+            out.metadata_objects,
+            out.content_objects,
+            out.bytes,
+            out.requests,
+            if out.deltas.is_empty() { String::new() } else { format!(" (through delta {})", out.deltas.join(", ")) }
         ));
         output::lines(lines)?;
     }

@@ -11,6 +11,7 @@
 //! goes (so a rerun after a dead link fetches nothing twice), the commit
 //! objects last, and refs only after every object is in.
 
+pub mod delta;
 pub mod fetch;
 pub mod remote;
 
@@ -64,6 +65,8 @@ pub struct PullOptions {
     pub sysroot: PathBuf,
     /// Current time, seconds since the epoch.
     pub now: u64,
+    /// Fetch objects even when the remote offers a delta.
+    pub disable_deltas: bool,
 }
 
 /// A ref moved by a pull.
@@ -106,6 +109,9 @@ pub struct PullOutcome {
     pub requests: u64,
     /// Body bytes received.
     pub bytes: u64,
+    /// Deltas used (ids).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<String>,
     /// Dry run: every object that would be fetched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Vec<PlannedObject>>,
@@ -234,8 +240,43 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
     let (par1, par2) = remote.parallelism()?;
     let parallelism = if fetcher.is_http2() { par2 } else { par1 };
 
-    let root_jobs: Vec<Job> =
-        roots.iter().flat_map(|(tree, meta)| [Job::DirMeta(*meta), Job::DirTree(*tree)]).collect();
+    // Deltas, where the summary offers one for the step from what the ref
+    // has now (or from nothing) to the new commit.
+    let mut deltas: Vec<(delta::Offer, repo_format::delta::Superblock, u64)> = Vec::new();
+    if !opts.disable_deltas
+        && let Some((s, _)) = &summary
+    {
+        let sb_trust = remote.sign_verify.then_some(&trust);
+        for (spec, c) in &targets {
+            if repo.has_commit(c)? && !repo.is_commit_partial(c)? {
+                continue;
+            }
+            let from = match spec {
+                Some(spec) => match repo.resolve_ref(spec)? {
+                    Some(f) if repo.has_commit(&f)? && !repo.is_commit_partial(&f)? => Some(f),
+                    // The ref's commit is incomplete here: objects will do.
+                    Some(_) => continue,
+                    None => None,
+                },
+                None => None,
+            };
+            let Some(offer) = delta::choose(s, from.as_ref(), c) else { continue };
+            progress.start("delta", Unit::Objects, None);
+            let sb = delta::fetch_superblock(&fetcher, &offer, sb_trust, from.as_ref(), c)?;
+            progress.finish();
+            if let Some((sb, size)) = sb {
+                deltas.push((offer, sb, size));
+            }
+        }
+    }
+    let by_delta: HashSet<Checksum> = deltas.iter().map(|(_, sb, _)| sb.to).collect();
+
+    let root_jobs: Vec<Job> = commits
+        .iter()
+        .zip(&roots)
+        .filter(|((c, _, _), _)| !(opts.dry_run && by_delta.contains(c)))
+        .flat_map(|(_, (tree, meta))| [Job::DirMeta(*meta), Job::DirTree(*tree)])
+        .collect();
     let params = WalkParams { repo, fetcher: &fetcher, max_object, parallelism, progress };
 
     if opts.dry_run {
@@ -258,6 +299,9 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
                 progress.finish();
             }
         }
+        for (offer, sb, size) in &deltas {
+            plan.extend(delta::plan(offer, sb, *size));
+        }
         for (c, data, detached) in &commits {
             if !repo.has_commit(c)? {
                 plan.push(PlannedObject { objtype: "commit", checksum: *c, bytes: data.len() as u64 });
@@ -277,9 +321,20 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
             refs,
             requests: fetcher.stats.requests.load(Ordering::Relaxed),
             bytes: fetcher.stats.bytes.load(Ordering::Relaxed),
+            deltas: deltas.iter().map(|(o, _, _)| o.id.clone()).collect(),
             plan: Some(plan),
             ..PullOutcome::default()
         });
+    }
+
+    // Deltas first, each in a transaction of its own; the object walk
+    // below then finds their objects here and fetches only what is left.
+    let mut from_deltas = delta::Applied::default();
+    for (_, sb, _) in &deltas {
+        delta::check_space(repo, sb)?;
+        let a = delta::apply(repo, &fetcher, sb, max_object, parallelism, progress)?;
+        from_deltas.metadata_objects += a.metadata_objects;
+        from_deltas.content_objects += a.content_objects;
     }
 
     let txn = repo.begin()?;
@@ -320,8 +375,9 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
     }
     let stats = txn.commit()?;
     let mut outcome = PullOutcome {
-        metadata_objects: stats.metadata_objects,
-        content_objects: stats.content_objects,
+        metadata_objects: stats.metadata_objects + from_deltas.metadata_objects,
+        content_objects: stats.content_objects + from_deltas.content_objects,
+        deltas: deltas.iter().map(|(o, _, _)| o.id.clone()).collect(),
         ..PullOutcome::default()
     };
     for (c, _, _) in &commits {
@@ -631,6 +687,9 @@ fn size_index(
     commits: &[FetchedCommit],
     missing: &[Checksum],
 ) -> Result<Option<SizeIndex>> {
+    if missing.is_empty() {
+        return Ok(Some(SizeIndex::new(Vec::new())));
+    }
     let mut merged: Vec<(Checksum, ObjectSize)> = Vec::new();
     let covers = |merged: &[(Checksum, ObjectSize)]| {
         let have: HashSet<&Checksum> = merged.iter().map(|(c, _)| c).collect();
