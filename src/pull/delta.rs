@@ -143,14 +143,14 @@ pub fn apply(
                             return Ok(());
                         }
                         fetcher
-                            .get(&path(&id, &part_file(n)), sb.parts[n].size, &mut sink)
+                            .get(&path(id, &part_file(n)), sb.parts[n].size, &mut sink)
                             .map_err(|e| {
                                 if e.is_not_found() {
                                     let _ = dir.unlink(&name);
                                 }
                                 anyhow::Error::from(e)
                             })
-                            .with_context(|| format!("fetching {}", part_label(&id, n)))?;
+                            .with_context(|| format!("fetching {}", part_label(id, n)))?;
                         progress.inc(sink.held().saturating_sub(before));
                         Ok(())
                     })();
