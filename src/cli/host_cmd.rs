@@ -122,6 +122,10 @@ pub struct UpgradeArgs {
     /// Accept an older commit than the booted one.
     #[arg(long)]
     allow_downgrade: bool,
+    /// Take the update from an offline bundle (`repo delta export`) instead of the network;
+    /// verified with the origin remote's keys.
+    #[arg(long, value_name = "FILE")]
+    from_file: Option<std::path::PathBuf>,
 }
 
 /// `kargs` arguments.
@@ -288,7 +292,7 @@ fn current(sysroot: &Sysroot) -> Result<Deployment> {
 
 /// `upgrade`.
 pub fn run_upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<ExitCode> {
-    let mut sysroot = open(cli)?;
+    let sysroot = open(cli)?;
     let cur = current(&sysroot)?;
     let refspec = cur.refspec().ok_or_else(|| anyhow!("deployment {} has no origin refspec to follow", cur.name()))?;
     let spec = RefSpec::parse(refspec).with_context(|| format!("origin refspec {refspec:?}"))?;
@@ -304,6 +308,9 @@ pub fn run_upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<ExitCode> {
         ..PullOptions::default()
     };
     let progress = cli.progress();
+    if let Some(file) = &a.from_file {
+        return upgrade_from_file(cli, a, sysroot, &cur, &spec, file);
+    }
     if a.check {
         let plan = pull(sysroot.repo(), &remote, &pull_opts, progress.as_ref())?;
         let newest = plan.refs.first().map(|r| r.new);
@@ -323,6 +330,60 @@ pub fn run_upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<ExitCode> {
     }
     let pulled = pull(sysroot.repo(), &remote, &pull_opts, progress.as_ref())?;
     let new = pulled.refs.first().map(|r| r.new).ok_or_else(|| anyhow!("pull resolved no commit for {refspec}"))?;
+    finish_upgrade(cli, a, sysroot, &cur, refspec, new)
+}
+
+/// `upgrade --from-file`: the same checks as a pull (signatures with the
+/// origin remote's keys, the commit's ref binding, no downgrade), from a
+/// bundle; then the same deploy.
+fn upgrade_from_file(
+    cli: &Cli,
+    a: &UpgradeArgs,
+    sysroot: Sysroot,
+    cur: &Deployment,
+    spec: &RefSpec,
+    file: &std::path::Path,
+) -> Result<ExitCode> {
+    let repo = sysroot.repo();
+    let remote_name = spec.remote.as_deref().unwrap_or_default();
+    let remote = crate::pull::remote::Remote::load(repo, remote_name)?;
+    let trust = if remote.sign_verify { Some(remote.trust(&cli.sysroot)?) } else { None };
+    let bundle = crate::repo::delta::bundle::Bundle::open(file, trust.as_ref())?;
+    let new = bundle.superblock.to;
+    let commit = repo_format::Commit::from_bytes(&bundle.superblock.commit)?;
+    crate::pull::check_binding(&commit, spec, &new)?;
+    crate::pull::check_downgrade(repo, spec, &commit, &new, a.allow_downgrade)?;
+    let refspec = spec.to_string();
+    if a.check {
+        let available = new != cur.csum;
+        if cli.json {
+            output::json(
+                "UpgradeCheck",
+                &json!({"current": cur.csum.to_hex(), "updateAvailable": available, "commit": new}),
+            )?;
+        } else if available {
+            output::lines([format!("{} offers {new} for {refspec}", file.display())])?;
+        } else {
+            output::lines([format!("{refspec}: no update ({} is current)", cur.csum)])?;
+        }
+        return Ok(if available { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NO_UPDATE) });
+    }
+    drop(bundle);
+    let max_object = remote.max_object_size()?;
+    super::delta_cmd::apply_file(cli, repo, file, trust.as_ref(), max_object)?;
+    repo.set_ref(spec, Some(&new))?;
+    finish_upgrade(cli, a, sysroot, cur, &refspec, new)
+}
+
+/// After the new commit is here: preview it, or deploy it (and reboot).
+fn finish_upgrade(
+    cli: &Cli,
+    a: &UpgradeArgs,
+    mut sysroot: Sysroot,
+    cur: &Deployment,
+    refspec: &str,
+    new: Checksum,
+) -> Result<ExitCode> {
     if new == cur.csum {
         if !cli.quiet {
             output::lines([format!("{refspec}: no update ({new} is current)")])?;

@@ -527,7 +527,7 @@ fn fetch_commit(
 
 /// A signed commit names the refs it was made for; refusing others stops a
 /// server from moving a ref to a validly signed commit of another branch.
-fn check_binding(commit: &Commit, spec: &RefSpec, c: &Checksum) -> Result<()> {
+pub(crate) fn check_binding(commit: &Commit, spec: &RefSpec, c: &Checksum) -> Result<()> {
     if let Some(bound) = commit.metadata.get_strs(commit_keys::REF_BINDING)?
         && !bound.contains(&spec.name)
     {
@@ -536,7 +536,7 @@ fn check_binding(commit: &Commit, spec: &RefSpec, c: &Checksum) -> Result<()> {
     Ok(())
 }
 
-fn check_downgrade(repo: &Repo, spec: &RefSpec, new: &Commit, c: &Checksum, allow: bool) -> Result<()> {
+pub(crate) fn check_downgrade(repo: &Repo, spec: &RefSpec, new: &Commit, c: &Checksum, allow: bool) -> Result<()> {
     let Some(old) = repo.resolve_ref(spec)? else { return Ok(()) };
     if old == *c || allow || !repo.has_commit(&old)? {
         return Ok(());

@@ -360,3 +360,69 @@ fn booted_deployment_and_cmdline_cross_check() {
     assert_eq!(doc["booted"], 1);
     assert!(doc["bootedMismatch"].as_str().is_some_and(|m| m.contains("kernel command line")), "{doc}");
 }
+
+/// `upgrade --from-file`: an offline bundle, verified with the origin
+/// remote's keys, deployed like a pulled update; a bundle signed by
+/// another key, and one for a commit older than the booted one, are
+/// refused with nothing changed.
+#[test]
+fn upgrade_from_offline_bundle() {
+    require_root();
+    let s = Scratch::new();
+    let b = build(&s);
+    let key = s.join("key");
+    let other = s.join("other");
+    pu(["repo", "keygen", "-o", key.to_str().expect("utf-8")]).ok();
+    pu(["repo", "keygen", "-o", other.to_str().expect("utf-8")]).ok();
+    let k = key.to_str().expect("utf-8");
+    for rev in ["os/stable", "os/stable^"] {
+        pur(&b.repo, ["repo", "sign", rev, "--key", k]).ok();
+    }
+    let bundle = s.join("update.pud");
+    let bad = s.join("bad.pud");
+    let old = s.join("old.pud");
+    let bn = bundle.to_str().expect("utf-8");
+    pur(&b.repo, ["repo", "delta", "export", "--from", "os/stable^", "--to", "os/stable", "--sign-key", k, bn]).ok();
+    let o = other.to_str().expect("utf-8");
+    pur(
+        &b.repo,
+        [
+            "repo",
+            "delta",
+            "export",
+            "--from",
+            "os/stable^",
+            "--to",
+            "os/stable",
+            "--sign-key",
+            o,
+            bad.to_str().expect("utf-8"),
+        ],
+    )
+    .ok();
+    let root = s.join("sysroot");
+    let r = root.to_str().expect("utf-8");
+    pur(&b.repo, ["--sysroot", r, "install", "--os", "sample", "--origin", "origin:os/stable", "os/stable^"]).ok();
+    // The remote is never contacted: its URL points nowhere.
+    let pubkey = format!("{k}.pub");
+    ps(&root, &["remote", "add", "origin", "http://127.0.0.1:9/", "--trusted-key", &pubkey]).ok();
+    let before = our_status(&root);
+
+    let err = ps(&root, &["upgrade", "--from-file", bad.to_str().expect("utf-8")]).error_line();
+    assert!(err.contains("trusted key"), "{err}");
+    assert_eq!(our_status(&root), before);
+
+    let r = ps(&root, &["upgrade", "--from-file", bn, "--check"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    ps(&root, &["upgrade", "--from-file", bn]).ok();
+    assert_eq!(ostree_status(&root)[0].1, format!("{}.0", b.v2));
+    assert_eq!(our_status(&root), ostree_status(&root));
+    let rev = ps(&root, &["repo", "rev-parse", "origin:os/stable"]).ok();
+    assert_eq!(rev.trim(), b.v2);
+    ps(&root, &["repo", "fsck"]).ok();
+
+    // Going back to 1.0 through a bundle is a downgrade.
+    pur(&b.repo, ["repo", "delta", "export", "--to", "os/stable^", "--sign-key", k, old.to_str().expect("utf-8")]).ok();
+    let err = ps(&root, &["upgrade", "--from-file", old.to_str().expect("utf-8")]).error_line();
+    assert!(err.contains("downgrade"), "{err}");
+}
