@@ -63,6 +63,10 @@ pub struct RangeArgs {
     /// zstd window of parts, log2 bytes (what a reader must hold) [default: 24, at most 25].
     #[arg(long, value_name = "N")]
     window_log: Option<u32>,
+    /// Uncompressed MiB per part: bigger compresses a little better, smaller
+    /// fetches and compresses in more parallel pieces [default: 48].
+    #[arg(long, value_name = "MIB")]
+    part_size: Option<u64>,
     /// Sign the superblock with this secret key (repeatable).
     #[arg(long, value_name = "FILE")]
     sign_key: Vec<PathBuf>,
@@ -113,6 +117,7 @@ impl RangeArgs {
             level: self.level,
             max: self.max,
             window_log: self.window_log,
+            part_size: self.part_size.map(|m| m.saturating_mul(1 << 20)),
             sign_keys: self.sign_key.iter().map(|k| sign::load_secret_key(k)).collect::<Result<Vec<_>>>()?,
             now: now(),
         })

@@ -251,16 +251,28 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
             if repo.has_commit(c)? && !repo.is_commit_partial(c)? {
                 continue;
             }
-            let from = match spec {
-                Some(spec) => match repo.resolve_ref(spec)? {
-                    Some(f) if repo.has_commit(&f)? && !repo.is_commit_partial(&f)? => Some(f),
-                    // The ref's commit is incomplete here: objects will do.
-                    Some(_) => continue,
-                    None => None,
-                },
+            let complete = |f: &Checksum| -> Result<bool> { Ok(repo.has_commit(f)? && !repo.is_commit_partial(f)?) };
+            // From what the ref has now, or from the new commit's parent;
+            // from nothing only when neither is here.
+            let current = match spec {
+                Some(spec) => repo.resolve_ref(spec)?,
                 None => None,
             };
-            let Some(offer) = delta::choose(s, from.as_ref(), c) else { continue };
+            let parent =
+                commits.iter().find(|(x, _, _)| x == c).and_then(|(_, d, _)| Commit::from_bytes(d).ok()?.parent);
+            let mut froms = Vec::new();
+            for f in [current, parent].into_iter().flatten() {
+                if complete(&f)? && !froms.contains(&f) {
+                    froms.push(f);
+                }
+            }
+            let chosen = froms.iter().find_map(|f| delta::choose(s, Some(f), c).map(|o| (o, Some(*f))));
+            let chosen = match chosen {
+                Some(x) => Some(x),
+                None if current.is_none() && froms.is_empty() => delta::choose(s, None, c).map(|o| (o, None)),
+                None => None,
+            };
+            let Some((offer, from)) = chosen else { continue };
             progress.start("delta", Unit::Objects, None);
             let sb = delta::fetch_superblock(&fetcher, &offer, sb_trust, from.as_ref(), c)?;
             progress.finish();

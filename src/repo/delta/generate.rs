@@ -55,6 +55,8 @@ pub struct GenerateOptions {
     pub max: bool,
     /// zstd window log of parts, at most [`fmt::MAX_WINDOW_LOG`].
     pub window_log: Option<u32>,
+    /// Uncompressed bytes per files part [default: [`PART_TARGET`]].
+    pub part_size: Option<u64>,
     /// Keys to sign the superblock with.
     pub sign_keys: Vec<SecretKey>,
     /// Creation time, seconds since the epoch.
@@ -228,11 +230,12 @@ pub fn generate_into(repo: &Repo, opts: &GenerateOptions, out: &Dir, progress: &
         .collect();
 
     // Cut into parts.
+    let part_target = opts.part_size.unwrap_or(PART_TARGET).max(1 << 20);
     let mut ranges: Vec<(usize, usize, u64)> = Vec::new();
     let (mut start, mut acc) = (0usize, 0u64);
     for (i, p) in planned.iter().enumerate() {
         let len = p.stream_len();
-        if acc > 0 && acc + len > PART_TARGET {
+        if acc > 0 && acc + len > part_target {
             ranges.push((start, i, acc));
             (start, acc) = (i, 0);
         }
