@@ -5,6 +5,7 @@ mod server;
 mod util;
 
 mod boot;
+mod delta;
 mod examples;
 mod health;
 mod hostile;
