@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::{Read, Write};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -396,9 +397,46 @@ fn pull_through_deltas_equals_object_pull() {
     let g = p.publish_v2();
     assert!(g["patched"].as_u64().expect("patched") >= 2, "the fixture must make patches: {g}");
     let update = p.update_id();
+    // A dry run plans the superblock and the parts, nothing else.
+    let show = json(&pur(&p.repo, ["--json", "repo", "delta", "show", &update]));
+    let mut want: Vec<(String, u64)> = show["partList"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .map(|x| (x["checksum"].as_str().expect("checksum").to_owned(), x["size"].as_u64().expect("size")))
+        .collect();
+    let plan = json(&pull(&clients[0], &["--dry-run"]));
+    assert_eq!(plan["deltas"], serde_json::json!([update]), "{plan}");
+    let planned = |kind: &str| -> Vec<(String, u64)> {
+        plan["plan"]
+            .as_array()
+            .expect("a plan")
+            .iter()
+            .filter(|o| o["type"] == kind)
+            .map(|o| (o["checksum"].as_str().expect("checksum").to_owned(), o["bytes"].as_u64().expect("bytes")))
+            .collect()
+    };
+    let mut parts = planned("delta-part");
+    parts.sort();
+    want.sort();
+    assert_eq!(parts, want, "{plan}");
+    assert_eq!(planned("delta-superblock").len(), 1, "{plan}");
+    let other: Vec<_> = plan["plan"]
+        .as_array()
+        .expect("a plan")
+        .iter()
+        .filter(|o| {
+            !["delta-part", "delta-superblock", "commit", "commitmeta"].contains(&o["type"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert!(other.is_empty(), "objects planned besides the delta: {other:?}");
+    assert_eq!(rev(&clients[0], &format!("origin:{REF}")), p.v1, "a dry run moved the ref");
+
+    let mut delta_bytes = Vec::new();
     for c in &clients {
         nginx.clear_log();
         let doc = json(&pull(c, &[]));
+        delta_bytes.push(doc["bytes"].as_u64().expect("bytes"));
         assert_eq!(doc["deltas"], serde_json::json!([update]), "the update delta: {doc}");
         assert_eq!(doc["refs"][0]["old"], p.v1.as_str(), "{doc}");
         assert_eq!(doc["refs"][0]["new"], p.v2.as_str(), "{doc}");
@@ -409,8 +447,26 @@ fn pull_through_deltas_equals_object_pull() {
         only_delta_requests(&nginx, &[&update]);
     }
     nginx.clear_log();
-    json(&pull(&reference, &["--disable-deltas"]));
+    let doc = json(&pull(&reference, &["--disable-deltas"]));
     assert!(!paths(&nginx).iter().any(|h| h.contains("photon-deltas")), "{:?}", paths(&nginx));
+    // The patches pay: the changed library and the moved module cost a
+    // fraction of their size.
+    let objects_bytes = doc["bytes"].as_u64().expect("bytes");
+    for b in delta_bytes {
+        assert!(b * 10 < objects_bytes * 6, "the update delta took {b} bytes, objects {objects_bytes}");
+    }
+
+    // OSTree ignores the deltas and the summary key listing them.
+    let theirs = p.scratch.join("ostree-client");
+    let o = |args: &[&str]| {
+        let mut v = vec![format!("--repo={}", theirs.display())];
+        v.extend(args.iter().map(|a| (*a).to_owned()));
+        ostree(v)
+    };
+    o(&["init", "--mode=bare-user"]).ok();
+    o(&["remote", "add", "--no-gpg-verify", "origin", &url]).ok();
+    o(&["pull", "origin", REF]).ok();
+    assert_eq!(o(&["rev-parse", &format!("origin:{REF}")]).ok(), p.v2);
 
     for (c, mode) in clients.iter().zip(modes) {
         assert_eq!(rev(c, &format!("origin:{REF}")), p.v2, "{mode}");
@@ -537,6 +593,14 @@ fn pull_refuses_broken_parts() {
     t.served.replace_part(&up, up_files, &file, None);
     t.refuse(&t.at_v1, "junk after the part's frame", &[&format!("part {up_files} of delta {up}")]);
 
+    // A part whose frame needs a window over the 2^25 bytes a reader holds.
+    let stream = t.served.part_stream(&up, up_files);
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("zstd");
+    enc.window_log(fmt::MAX_WINDOW_LOG + 2).expect("window");
+    enc.write_all(&stream).expect("zstd");
+    t.served.replace_part(&up, up_files, &enc.finish().expect("zstd"), None);
+    t.refuse(&t.at_v1, "part needing a big window", &[&format!("part {up_files} of delta {up}"), "too much memory"]);
+
     // A part the server lacks: a clear error (the superblock promised it).
     fs::remove_file(t.served.part_path(&up, up_files)).expect("rm");
     t.refuse(&t.at_v1, "missing part", &[&format!("part {up_files} of delta {up}"), "not found"]);
@@ -630,6 +694,28 @@ fn pull_refuses_crafted_entries() {
     crafted[patch.at..patch.at + head.len()].copy_from_slice(&head);
     t.served.reencode_part(&up, n, &crafted, None);
     t.refuse(&t.at_v1, "patch short of its size", &["the patch yields", "not the declared"]);
+
+    // A patch frame that needs a window over 2^25 (valid otherwise: it
+    // rebuilds the right object from the v1 file).
+    let old = if patch.head.size == 300_000 { noise(9, 300_000) } else { noise(7, 400_000) };
+    let frame = &stream[patch.at + patch.head_len..patch.at + patch.head_len + patch.body_len];
+    let mut new = Vec::new();
+    zstd::stream::read::Decoder::with_ref_prefix(frame, &old)
+        .expect("zstd")
+        .read_to_end(&mut new)
+        .expect("the patch applies to the v1 file");
+    assert_eq!(new.len() as u64, patch.head.size);
+    let mut enc = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), 3, &old).expect("zstd");
+    enc.window_log(fmt::MAX_WINDOW_LOG + 2).expect("window");
+    enc.write_all(&new).expect("zstd");
+    let big = enc.finish().expect("zstd");
+    let Body::Patch { source, .. } = patch.head.body else { unreachable!("a patch") };
+    let mut crafted = stream[..patch.at].to_vec();
+    crafted.extend(FileEntry { body: Body::Patch { source, len: big.len() as u64 }, ..patch.head.clone() }.encode());
+    crafted.extend_from_slice(&big);
+    crafted.extend_from_slice(&stream[patch.at + patch.head_len + patch.body_len..]);
+    t.served.reencode_part(&up, n, &crafted, Some(crafted.len() as u64));
+    t.refuse(&t.at_v1, "patch needing a big window", &["decompressing the patch", "too much memory"]);
 
     // (h) A whole object whose bytes do not hash to its content-list id.
     let whole = list
@@ -773,6 +859,17 @@ fn bundles_apply_offline_and_refuse_damage() {
     });
     refused(&r, "update bundle signed by an untrusted key", &["is from a trusted key"], || {
         apply(&r, &b2, &["--trusted-key", s(&key2), "--ref", "os"])
+    });
+    // A signed delta of an unsigned commit: the commit's own signature is
+    // required too.
+    let v3 =
+        pur(&p.repo, ["repo", "commit", "-b", "os/unsigned", "--timestamp", "300", s(&p.scratch.join("tree-2"))]).ok();
+    let b3 = p.scratch.join("unsigned-commit.bundle");
+    pur(&p.repo, ["repo", "delta", "export", "--empty", "--to", &v3, "--sign-key", s(&p.key), s(&b3)]).ok();
+    let r3 = p.scratch.join("offline-3");
+    pur(&r3, ["repo", "init", "--mode", "bare-user"]).ok();
+    refused(&r3, "signed bundle of an unsigned commit", &[&format!("commit {v3}"), "is not signed"], || {
+        apply(&r3, &b3, &trusted)
     });
     // Trust from a remote's keys.
     pur(&r, ["remote", "add", "origin", "file:///nonexistent", "--trusted-key", s(&key)]).ok();
