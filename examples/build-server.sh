@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Walkthrough 1, the build server: commit a version of the sample OS tree,
-# sign it, write a signed summary. Run it again with another version to
+# sign it, make deltas, write a signed summary. Run it again with another version to
 # publish an update. Serve WORK/build with any static web server (the
 # demo uses `photon-upgrade internals serve`).
 # Usage: build-server.sh WORK VERSION   (no root needed)
@@ -25,6 +25,13 @@ rm -rf "$work/tree-$version"
 "$pu" --repo "$repo" repo commit -b $branch --version "$version" \
   --subject "Sample Photon $version" --sign-key "$key" "$work/tree-$version"
 
-# Publish: the summary lists refs for clients, signed, valid 30 days.
+# Deltas: from nothing (first installs) and from the previous version
+# (updates); hosts take them when the summary lists them.
+"$pu" --repo "$repo" repo delta generate --empty --to $branch --sign-key "$key"
+if "$pu" --repo "$repo" repo rev-parse $branch^ >/dev/null 2>&1; then
+  "$pu" --repo "$repo" repo delta generate --from $branch^ --to $branch --sign-key "$key"
+fi
+
+# Publish: the summary lists refs and deltas for clients, signed, valid 30 days.
 "$pu" --repo "$repo" repo summary --update --sign-key "$key"
 "$pu" --repo "$repo" repo log $branch | grep -E '^(commit|Version)'

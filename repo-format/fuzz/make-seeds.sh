@@ -79,4 +79,15 @@ pu() { cargo run -q --manifest-path "$seeds/../../../Cargo.toml" -- "$@"; }
 cp -r archive ours && pu --repo ours repo summary --update >/dev/null
 mkdir -p "$seeds/sizes" && cp ours/extensions/photon-upgrade/sizes/* "$seeds/sizes/"
 
+# Deltas (ours): superblocks, and the first bytes of each kind of part.
+pu --repo ours repo delta generate --to os/x86_64/stable >/dev/null
+pu --repo ours repo delta generate --from os/x86_64/stable^ --to os/x86_64/stable >/dev/null
+mkdir -p "$seeds/delta_superblock" "$seeds/delta_entries"
+for d in ours/photon-deltas/*/; do
+  kind=$([[ $(basename "$d") == *-* ]] && echo update || echo from-empty)
+  cp "$d/superblock" "$seeds/delta_superblock/$kind"
+  zstd -dc "$d/part-0" | head -c 300 >"$seeds/delta_entries/meta-$kind"
+  zstd -dc "$d/part-1" | head -c 300 >"$seeds/delta_entries/files-$kind"
+done
+
 echo "seeds: $(cat "$seeds"/*/* | wc -c) bytes"

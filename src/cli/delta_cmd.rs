@@ -54,7 +54,7 @@ pub struct RangeArgs {
     /// A delta from nothing (a whole commit, for first installs) [default when --from is absent].
     #[arg(long)]
     empty: bool,
-    /// zstd level [default: 19 between commits, 12 from nothing].
+    /// zstd level [default: 19 between commits; from nothing, a tuned level-16 profile].
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     level: Option<i32>,
     /// Maximum compression (slower to make, same cost to apply).

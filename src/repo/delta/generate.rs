@@ -33,9 +33,11 @@ pub const PART_TARGET: u64 = 48 << 20;
 const MIN_PATCH_FILE: u64 = 512;
 /// Default zstd level of deltas between two commits.
 pub const UPDATE_LEVEL: i32 = 19;
-/// Default zstd level of deltas from nothing (first installs): the best
-/// ratio that still builds a 650 MB tree in well under a minute on 2 cores.
-pub const FROM_EMPTY_LEVEL: i32 = 12;
+/// Nominal level of deltas from nothing (first installs). They do not use
+/// a stock level but [`tuned_from_empty`]: zstd's optimal parser (what
+/// levels 16+ use, worth 3 % over level 12 on an OS tree) with a small
+/// search, at about 2.5 times level 12's cost instead of 5 times.
+pub const FROM_EMPTY_LEVEL: i32 = 16;
 /// Level of `--max`.
 pub const MAX_LEVEL: i32 = 19;
 /// Default window (log2 bytes) of parts: what a reader must hold.
@@ -189,7 +191,7 @@ pub fn generate_into(repo: &Repo, opts: &GenerateOptions, out: &Dir, progress: &
     if !range.contains(&level) {
         bail!("--level {level} is out of zstd's range {lo}..={hi}");
     }
-    let window_log = opts.window_log.unwrap_or(DEFAULT_WINDOW_LOG);
+    let window_log = opts.window_log.unwrap_or(if max { fmt::MAX_WINDOW_LOG } else { DEFAULT_WINDOW_LOG });
     if !(10..=fmt::MAX_WINDOW_LOG).contains(&window_log) {
         bail!("--window-log {window_log} is out of range 10..={}", fmt::MAX_WINDOW_LOG);
     }
@@ -247,7 +249,8 @@ pub fn generate_into(repo: &Repo, opts: &GenerateOptions, out: &Dir, progress: &
 
     let total: u64 = ranges.iter().map(|r| r.2).sum::<u64>();
     progress.start("compressing", Unit::Bytes, Some(total));
-    let settings = Compression { level, window_log, long: max };
+    let tuned = opts.from.is_none() && opts.level.is_none() && !max;
+    let settings = Compression { level, window_log, long: max, tuned };
     let mut parts: Vec<PartInfo> = Vec::new();
     if !metas.is_empty() {
         parts.push(write_meta_part(repo, &metas, out, settings)?);
@@ -430,6 +433,27 @@ struct Compression {
     level: i32,
     window_log: u32,
     long: bool,
+    /// Use [`tuned_from_empty`] instead of the level's parameters.
+    tuned: bool,
+}
+
+/// The from-empty parameters: btopt with chain 2^21, hash 2^20, search
+/// depth 2^2, matches from 3 bytes, target length 32. Measured on corpus
+/// v2 (README, "Deltas"): within 1 % of level 16's size at half its time,
+/// and 2.5 % smaller than level 12. Memory: window plus about 12 MiB.
+fn tuned_from_empty(enc: &mut PartWriter) -> io::Result<()> {
+    use zstd::zstd_safe::{CParameter, Strategy};
+    for p in [
+        CParameter::Strategy(Strategy::ZSTD_btopt),
+        CParameter::ChainLog(21),
+        CParameter::HashLog(20),
+        CParameter::SearchLog(2),
+        CParameter::MinMatch(3),
+        CParameter::TargetLength(32),
+    ] {
+        enc.set_parameter(p)?;
+    }
+    Ok(())
 }
 
 /// Hashes and counts what passes through to a file.
@@ -461,6 +485,9 @@ fn open_part(out: &Dir, n: usize, uncompressed: u64, c: Compression) -> Result<(
     enc.include_contentsize(true)?;
     enc.set_pledged_src_size(Some(uncompressed))?;
     enc.include_checksum(false)?;
+    if c.tuned {
+        tuned_from_empty(&mut enc)?;
+    }
     if c.long {
         enc.long_distance_matching(true)?;
     }
