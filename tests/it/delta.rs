@@ -886,79 +886,168 @@ fn bundles_apply_offline_and_refuse_damage() {
 // ---------------------------------------------------------------------------
 // 4. Resume.
 
+/// A published from-empty delta with big incompressible files.
+struct BigDelta {
+    sc: Scratch,
+    repo: PathBuf,
+    commit: String,
+    /// Per part: checksum, size.
+    parts: Vec<(String, u64)>,
+}
+
+impl BigDelta {
+    /// The sample v1 tree plus `files` noise files of `len` bytes, as a
+    /// signed commit with a signed from-empty delta (`generate_args` added)
+    /// and a signed summary.
+    fn new(files: usize, len: usize, generate_args: &[&str]) -> BigDelta {
+        require_root();
+        let sc = Scratch::new();
+        let repo = sc.join("pub");
+        let key = sc.join("key");
+        pu(["repo", "keygen", "-o", s(&key)]).ok();
+        pur(&repo, ["repo", "init", "--mode", "archive"]).ok();
+        let tree = sc.join("tree");
+        write_tree(&tree, 1);
+        for i in 0..files {
+            put(&tree, &format!("usr/lib/big/{i}.bin"), &noise(42 + i as u64, len), 0o644);
+        }
+        let commit =
+            pur(&repo, ["repo", "commit", "-b", REF, "--timestamp", "100", "--sign-key", s(&key), s(&tree)]).ok();
+        let mut args = vec!["repo", "delta", "generate", "--empty", "--to", &commit, "--sign-key", s(&key)];
+        args.extend(generate_args);
+        pur(&repo, args).ok();
+        pur(&repo, ["repo", "summary", "--update", "--sign-key", s(&key)]).ok();
+        let show = json(&pur(&repo, ["--json", "repo", "delta", "show", &commit]));
+        let parts = show["partList"]
+            .as_array()
+            .expect("parts")
+            .iter()
+            .map(|p| (p["checksum"].as_str().expect("checksum").to_owned(), p["size"].as_u64().expect("size")))
+            .collect();
+        BigDelta { sc, repo, commit, parts }
+    }
+
+    fn parts_size(&self) -> u64 {
+        self.parts.iter().map(|p| p.1).sum()
+    }
+
+    /// A client of `nginx`, its remote with options `extra`.
+    fn client(&self, nginx: &Nginx, extra: &[&str]) -> PathBuf {
+        let c = self.sc.join("client");
+        let (url, key) = (nginx.url(), self.sc.join("key.pub"));
+        pur(&c, ["repo", "init", "--mode", "bare-user"]).ok();
+        let mut add = vec!["remote", "add", "origin", &url, "--trusted-key", s(&key)];
+        add.extend(extra);
+        pur(&c, add).ok();
+        c
+    }
+
+    fn part_file(&self, c: &Path, n: usize) -> PathBuf {
+        c.join("tmp/fetch").join(format!("delta-{}.part", self.parts[n].0))
+    }
+
+    /// Starts `pull` into `c` and kills it (SIGKILL) once part `n` has
+    /// `want` bytes downloaded: on a condition, not a timer. Returns the
+    /// bytes of the part left on disk.
+    fn pull_killed_at(&self, c: &Path, n: usize, want: u64) -> u64 {
+        let partial_file = self.part_file(c, n);
+        let mut child = Command::new(bin())
+            .args(["--repo", s(c), "pull", "origin", REF])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning a pull");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let held = fs::metadata(&partial_file).map(|m| m.len()).unwrap_or(0);
+            if held >= want {
+                break;
+            }
+            if let Some(st) = child.try_wait().expect("waiting") {
+                panic!("the pull ended ({st}) before it was killed, with {held} bytes of part {n}");
+            }
+            assert!(Instant::now() < deadline, "part {n} did not reach {want} bytes in 30 s ({held})");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        let partial = fs::metadata(&partial_file).expect("the partial part is kept").len();
+        assert!(partial >= want && partial < self.parts[n].1, "{partial} of {}", self.parts[n].1);
+        assert!(pur(c, ["repo", "refs"]).ok().is_empty(), "a killed pull moved a ref");
+        pur(c, ["repo", "fsck"]).ok();
+        partial
+    }
+
+    /// Reruns the pull to the end: through the delta, the commit complete.
+    fn pull_to_the_end(&self, c: &Path) {
+        let doc = json(&pull(c, &[]));
+        assert_eq!(doc["deltas"], serde_json::json!([self.commit]), "{doc}");
+        assert_eq!(rev(c, &format!("origin:{REF}")), self.commit);
+        pur(c, ["repo", "fsck"]).ok();
+        for n in 0..self.parts.len() {
+            assert!(!self.part_file(c, n).exists(), "part {n} was left in tmp/fetch");
+        }
+    }
+
+    fn part_path(&self, n: usize) -> String {
+        format!("/photon-deltas/{}/part-{n}", self.commit)
+    }
+}
+
 /// A pull killed while a part downloads leaves the partial part; the next
 /// pull fetches only the rest of it (HTTP Range) and completes.
 #[test]
 fn killed_delta_pull_resumes_its_part() {
-    require_root();
-    let sc = Scratch::new();
-    let repo = sc.join("pub");
-    let key = sc.join("key");
-    pu(["repo", "keygen", "-o", s(&key)]).ok();
-    pur(&repo, ["repo", "init", "--mode", "archive"]).ok();
-    let tree = sc.join("tree");
-    write_tree(&tree, 1);
-    put(&tree, "usr/lib/big.bin", &noise(42, 4 << 20), 0o644);
-    let c = pur(&repo, ["repo", "commit", "-b", REF, "--timestamp", "100", "--sign-key", s(&key), s(&tree)]).ok();
-    pur(&repo, ["repo", "delta", "generate", "--empty", "--to", &c, "--sign-key", s(&key)]).ok();
-    pur(&repo, ["repo", "summary", "--update", "--sign-key", s(&key)]).ok();
-    let show = json(&pur(&repo, ["--json", "repo", "delta", "show", &c]));
-    let parts = show["partList"].as_array().expect("parts").clone();
-    let (big_n, big) = parts
-        .iter()
-        .enumerate()
-        .max_by_key(|(_, p)| p["size"].as_u64())
-        .map(|(n, p)| (n, p["size"].as_u64().expect("size")))
-        .expect("a part");
-    let big_sum = parts[big_n]["checksum"].as_str().expect("checksum").to_owned();
-    let parts_size: u64 = parts.iter().map(|p| p["size"].as_u64().expect("size")).sum();
+    let d = BigDelta::new(1, 4 << 20, &[]);
+    let (big_n, big) = d.parts.iter().enumerate().map(|(n, p)| (n, p.1)).max_by_key(|p| p.1).expect("a part");
     assert!(big > 4 << 20, "the big part is incompressible: {big} bytes");
-
-    let nginx = Nginx::serve_limited(&repo, sc.path_buf(), "2m");
-    let cl = client(&sc.join("client"), "bare-user", &nginx.url(), &sc.join("key.pub"));
-    let partial_file = cl.join("tmp/fetch").join(format!("delta-{big_sum}.part"));
-    let mut child = Command::new(bin())
-        .args(["--repo", s(&cl), "pull", "origin", REF])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning a pull");
-    // Kill once well over half the part is here (not on a timer): without
-    // resume the rerun would then fetch over 1.5 times the parts.
-    let want = big * 6 / 10;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let held = fs::metadata(&partial_file).map(|m| m.len()).unwrap_or(0);
-        if held >= want {
-            break;
-        }
-        if let Some(st) = child.try_wait().expect("waiting") {
-            panic!("the pull ended ({st}) before it was killed, with {held} bytes of the part");
-        }
-        assert!(Instant::now() < deadline, "the part did not reach {want} bytes in 30 s ({held})");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().expect("kill");
-    child.wait().expect("wait");
-    let partial = fs::metadata(&partial_file).expect("the partial part is kept").len();
-    assert!(partial >= want && partial < big, "{partial} of {big}");
-    assert!(pur(&cl, ["repo", "refs"]).ok().is_empty(), "a killed pull moved a ref");
-    pur(&cl, ["repo", "fsck"]).ok();
+    let nginx = Nginx::serve_limited(&d.repo, d.sc.path_buf(), "2m");
+    let c = d.client(&nginx, &[]);
+    // Well over half the part: without resume the rerun would fetch over
+    // 1.5 times the parts.
+    let partial = d.pull_killed_at(&c, big_n, big * 6 / 10);
     let first_run = nginx.hits().len();
-
-    let doc = json(&pull(&cl, &[]));
-    assert_eq!(doc["deltas"], serde_json::json!([c]), "{doc}");
-    assert_eq!(rev(&cl, &format!("origin:{REF}")), c);
-    pur(&cl, ["repo", "fsck"]).ok();
-    assert!(!partial_file.exists(), "the applied part was not deleted");
-    let part_path = format!("/photon-deltas/{c}/part-{big_n}");
+    d.pull_to_the_end(&c);
     let hits = nginx.hits();
-    let rerun: Vec<_> = hits[first_run..].iter().filter(|h| h.path == part_path).collect();
+    let rerun: Vec<_> = hits[first_run..].iter().filter(|h| h.path == d.part_path(big_n)).collect();
     assert_eq!(rerun.len(), 1, "{hits:?}");
     assert_eq!((rerun[0].status, rerun[0].bytes), (206, big - partial), "the rerun fetched only the rest: {hits:?}");
     let served: u64 = hits.iter().filter(|h| h.path.contains("/part-")).map(|h| h.bytes).sum();
-    assert!(served * 2 < parts_size * 3, "{served} bytes of parts served for {parts_size}: {hits:?}");
+    assert!(served * 2 < d.parts_size() * 3, "{served} bytes of parts served for {}: {hits:?}", d.parts_size());
+}
+
+/// Several parts, fetched one after the other: killed in the last big one, the
+/// rerun fetches the rest of that one only, not the parts the first run
+/// had already downloaded (and applied into a transaction it never
+/// committed).
+#[test]
+#[ignore = "bug: pull::delta::apply deletes each part file once applied into the delta's transaction, and a killed pull's staging is discarded by the next Repo::begin: every part completed before the kill is downloaded again in full"]
+fn killed_delta_pull_keeps_the_parts_it_finished() {
+    let d = BigDelta::new(5, 1 << 20, &["--part-size", "1"]);
+    assert!(d.parts.len() >= 6, "one metadata part and a files part per big file: {:?}", d.parts);
+    let nginx = Nginx::serve_limited(&d.repo, d.sc.path_buf(), "4m");
+    let c = d.client(&nginx, &["--set", "fetch-parallelism=1"]);
+    let last = (0..d.parts.len()).rev().find(|&n| d.parts[n].1 > 1 << 20).expect("a big part");
+    d.pull_killed_at(&c, last, d.parts[last].1 / 2);
+    let first: Vec<_> = nginx.hits();
+    let finished: Vec<String> = first
+        .iter()
+        .filter(|h| h.status == 200 && h.path.contains("/part-"))
+        .filter(|h| (0..d.parts.len()).any(|n| h.path == d.part_path(n) && h.bytes == d.parts[n].1))
+        .map(|h| h.path.clone())
+        .collect();
+    assert!(finished.len() >= 2, "the first run finished parts before the kill: {first:?}");
+    d.pull_to_the_end(&c);
+    let hits = nginx.hits();
+    let again: Vec<_> = hits[first.len()..].iter().filter(|h| finished.contains(&h.path)).collect();
+    let served: u64 = hits.iter().filter(|h| h.path.contains("/part-")).map(|h| h.bytes).sum();
+    assert!(
+        again.is_empty(),
+        "the rerun fetched again parts the first run had finished: {again:?} ({served} bytes of parts served for {})",
+        d.parts_size()
+    );
+    assert!(served * 2 < d.parts_size() * 3, "{served} bytes of parts served for {}", d.parts_size());
 }
 
 // ---------------------------------------------------------------------------
