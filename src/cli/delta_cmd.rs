@@ -40,6 +40,11 @@ pub enum DeltaCommand {
     },
     /// Apply an offline bundle to this repository, with no network.
     Apply(ApplyArgs),
+    /// Delete a delta (run `repo summary --update` afterwards).
+    Delete {
+        /// Delta id (FROM-TO or TO).
+        id: String,
+    },
 }
 
 /// Which delta.
@@ -205,6 +210,10 @@ pub fn run(cli: &Cli, repo: &Repo, cmd: &DeltaCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DeltaCommand::Apply(a) => cmd_apply(cli, repo, a),
+        DeltaCommand::Delete { id } => {
+            delta::delete(repo, id)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

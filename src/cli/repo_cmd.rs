@@ -776,6 +776,9 @@ fn cmd_prune(cli: &Cli, repo: &Repo, a: &PruneArgs) -> Result<ExitCode> {
             report.commits_pruned.len(),
             report.bytes_freed
         )])?;
+        if !report.deltas_pruned.is_empty() {
+            output::lines([format!("{verb} {} deltas to pruned commits", report.deltas_pruned.len())])?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

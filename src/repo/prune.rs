@@ -42,6 +42,8 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     /// Commits deleted.
     pub commits_pruned: Vec<Checksum>,
+    /// Deltas deleted because their `to` commit went (as `ostree prune` does).
+    pub deltas_pruned: Vec<String>,
     /// True if nothing was deleted because of `--dry-run`.
     pub dry_run: bool,
 }
@@ -125,6 +127,15 @@ pub fn prune(repo: &Repo, opts: &PruneOptions) -> Result<PruneReport> {
     }
     if !opts.dry_run && !doomed.is_empty() {
         dir.syncfs().context("syncing after prune")?;
+    }
+    let gone: HashSet<&Checksum> = report.commits_pruned.iter().collect();
+    for d in super::delta::list(repo)? {
+        if gone.contains(&d.to) {
+            if !opts.dry_run {
+                super::delta::delete(repo, &d.id)?;
+            }
+            report.deltas_pruned.push(d.id);
+        }
     }
     Ok(report)
 }

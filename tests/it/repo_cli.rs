@@ -141,3 +141,44 @@ fn man_pages_and_completions() {
     let bash = pu(["internals", "completions", "bash"]).ok();
     assert!(bash.contains("photon-upgrade"));
 }
+
+/// `repo delta list/show/delete`, the summary's delta list, and `repo
+/// prune` dropping deltas whose target commit it deleted.
+#[test]
+fn delta_list_show_delete_and_prune() {
+    let s = Scratch::new();
+    let repo = sample_repo(&s, "archive");
+    let tree = s.join("tree");
+    let v1 = commit(&repo, &tree, "os", "100");
+    fs::write(tree.join("added"), b"new in v2").expect("write");
+    let v2 = commit(&repo, &tree, "os", "200");
+    let (v1, v2) = (v1.trim(), v2.trim());
+    pur(&repo, ["repo", "delta", "generate", "--to", "os"]).ok();
+    pur(&repo, ["repo", "delta", "generate", "--from", "os^", "--to", "os"]).ok();
+    let update = format!("{v1}-{v2}");
+    let list = pur(&repo, ["repo", "delta", "list"]).ok();
+    let mut want = vec![v2, update.as_str()];
+    want.sort_unstable();
+    assert_eq!(list.lines().collect::<Vec<_>>(), want, "sorted by id");
+    let show = pur(&repo, ["--json", "repo", "delta", "show", &update]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&show).expect("json");
+    assert_eq!(doc["delta"]["from"], v1);
+    assert_eq!(doc["delta"]["contentObjects"], 1, "{show}");
+    let err = pur(&repo, ["repo", "delta", "show", &format!("{v2}-{v1}")]).error_line();
+    assert!(err.contains("no delta") && err.contains("repo delta list"), "{err}");
+
+    // The summary lists both; after a delete, only the other.
+    pur(&repo, ["repo", "summary", "--update"]).ok();
+    let summary = fs::read(repo.join("summary")).expect("summary");
+    assert!(summary.windows(update.len()).any(|w| w == update.as_bytes()));
+    pur(&repo, ["repo", "delta", "delete", &update]).ok();
+    pur(&repo, ["repo", "summary", "--update"]).ok();
+    let summary = fs::read(repo.join("summary")).expect("summary");
+    assert!(!summary.windows(update.len()).any(|w| w == update.as_bytes()), "deleted delta still listed");
+    assert!(summary.windows(v2.len()).any(|w| w == v2.as_bytes()));
+
+    // Prune: v2's history is cut to v2 alone; the from-empty delta to v2 stays.
+    pur(&repo, ["repo", "delta", "generate", "--to", "os^"]).ok();
+    pur(&repo, ["repo", "prune", "--refs-only", "--depth", "0"]).ok();
+    assert_eq!(pur(&repo, ["repo", "delta", "list"]).ok().lines().collect::<Vec<_>>(), vec![v2]);
+}

@@ -128,3 +128,22 @@ pub fn load(repo: &Repo, id: &str) -> Result<(DeltaInfo, SignedSuperblock, Super
     }
     Ok((DeltaInfo::of(&signed, &sb), signed, sb))
 }
+
+/// Deletes stored delta `id` (renamed away first, so a reader never sees
+/// half a delta). `repo summary --update` then stops listing it.
+pub fn delete(repo: &Repo, id: &str) -> Result<()> {
+    if fmt::parse_delta_id(id).is_none() {
+        bail!("{id:?} is not a delta id (FROM-TO or TO, full checksums); see `repo delta list`");
+    }
+    let Some(dir) = repo.dir().open_dir_optional(fmt::DELTAS_DIR)? else {
+        bail!("no delta {id} in {}; see `repo delta list`", repo.path().display());
+    };
+    if dir.stat_optional(id)?.is_none() {
+        bail!("no delta {id} in {}; see `repo delta list`", repo.path().display());
+    }
+    let tmp = dir.temp_name("old")?;
+    dir.rename(id, &dir, &tmp)?;
+    dir.fsync()?;
+    dir.remove_all(&tmp)?;
+    Ok(())
+}
