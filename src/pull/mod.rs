@@ -344,7 +344,12 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
     let mut from_deltas = delta::Applied::default();
     for (_, sb, _) in &deltas {
         delta::check_space(repo, sb)?;
-        let a = delta::apply(repo, &fetcher, sb, max_object, parallelism, progress)?;
+        let a = delta::apply(repo, &fetcher, sb, max_object, parallelism, progress).with_context(|| {
+            format!(
+                "pulling through delta {} (a rerun resumes it; `pull --disable-deltas` fetches objects instead)",
+                repo_format::delta::delta_id(sb.from.as_ref(), &sb.to)
+            )
+        })?;
         from_deltas.metadata_objects += a.metadata_objects;
         from_deltas.content_objects += a.content_objects;
     }

@@ -641,25 +641,35 @@ fn pull_refuses_untrusted_or_mismatched_superblocks() {
         ["repo", "commit", "-b", "os/other", "--timestamp", "150", "--sign-key", s(&t.p.key), s(&tree1)],
     )
     .ok();
-    pur(&t.served.dir, ["repo", "delta", "generate", "--from", &other, "--to", &t.p.v2, "--sign-key", s(&t.p.key)])
-        .ok();
-    let other_id = format!("{other}-{}", t.p.v2);
-    let raw = fs::read(t.served.delta_dir(&other_id).join("superblock")).expect("read");
-    fs::write(t.served.delta_dir(&up).join("superblock"), &raw).expect("write");
-    let body_sum = SignedSuperblock::from_bytes(&raw).expect("superblock").body_checksum();
-    let mut summary = Summary::from_bytes(&fs::read(t.served.dir.join("summary")).expect("read")).expect("summary");
-    let mut listed =
-        fmt::parse_summary_value(summary.metadata.get(fmt::SUMMARY_KEY).expect("photon.deltas")).expect("a delta list");
-    for (id, sum) in listed.iter_mut() {
-        if *id == up {
-            *sum = body_sum;
+    // Serves delta `real`'s superblock as `up`, named by a signed summary.
+    let serve_as = |real: &str| {
+        let raw = fs::read(t.served.delta_dir(real).join("superblock")).expect("read");
+        fs::write(t.served.delta_dir(&up).join("superblock"), &raw).expect("write");
+        let body_sum = SignedSuperblock::from_bytes(&raw).expect("superblock").body_checksum();
+        let summary = Summary::from_bytes(&fs::read(t.served.dir.join("summary")).expect("read")).expect("summary");
+        let mut listed = fmt::parse_summary_value(summary.metadata.get(fmt::SUMMARY_KEY).expect("photon.deltas"))
+            .expect("a delta list");
+        for (id, sum) in listed.iter_mut() {
+            if *id == up {
+                *sum = body_sum;
+            }
         }
-    }
-    summary.metadata.insert(fmt::SUMMARY_KEY, fmt::summary_value(&listed));
-    let summary = Summary::new(summary.refs().to_vec(), summary.metadata.clone()).expect("summary");
-    t.served.write_summary(&summary);
-    let line = t.refuse(&t.at_v1, "superblock for another from-commit", &[&what, "is for", &other_id]);
+        let mut meta = summary.metadata.clone();
+        meta.insert(fmt::SUMMARY_KEY, fmt::summary_value(&listed));
+        t.served.write_summary(&Summary::new(summary.refs().to_vec(), meta).expect("summary"));
+    };
+    let generate = |from: &str, to: &str| {
+        pur(&t.served.dir, ["repo", "delta", "generate", "--from", from, "--to", to, "--sign-key", s(&t.p.key)]).ok();
+        format!("{from}-{to}")
+    };
+    let other_from = generate(&other, &t.p.v2);
+    serve_as(&other_from);
+    let line = t.refuse(&t.at_v1, "superblock for another from-commit", &[&what, "is for", &other_from]);
     assert!(line.contains("not for"), "{line}");
+    // ... and for another TO (the same FROM).
+    let other_to = generate(&t.p.v1, &other);
+    serve_as(&other_to);
+    t.refuse(&t.at_v1, "superblock for another to-commit", &[&what, "is for", &other_to, "not for"]);
 
     // The superblock names a content list other than what v1 -> v2 needs
     // (signed by the trusted key; the summary names it).
@@ -881,6 +891,17 @@ fn bundles_apply_offline_and_refuse_damage() {
     for v in [&v1, &v2] {
         assert_eq!(pur(&r, ["repo", "ls", "-R", v]).ok(), pur(&p.repo, ["repo", "ls", "-R", v]).ok());
     }
+
+    // A rebuild with the same tree: a delta with no parts at all.
+    let tree2 = p.scratch.join("tree-2");
+    let v2b =
+        pur(&p.repo, ["repo", "commit", "-b", "os/rebuild", "--timestamp", "400", "--sign-key", s(&p.key), s(&tree2)])
+            .ok();
+    let b4 = p.scratch.join("rebuild.bundle");
+    pur(&p.repo, ["repo", "delta", "export", "--from", &v2, "--to", &v2b, "--sign-key", s(&p.key), s(&b4)]).ok();
+    assert_eq!(apply(&r, &b4, &[&trusted[..], &["--ref", "os"]].concat()).ok(), v2b);
+    pur(&r, ["repo", "fsck"]).ok();
+    assert_eq!(pur(&r, ["repo", "ls", "-R", &v2b]).ok(), pur(&p.repo, ["repo", "ls", "-R", &v2]).ok());
 }
 
 // ---------------------------------------------------------------------------
