@@ -10,8 +10,10 @@
 //! then each object's.
 //!
 //! Parts download in parallel into `tmp/fetch/delta-SHA256.part`, where a
-//! later run resumes them (HTTP Range), and are applied one at a time as
-//! they complete, metadata first.
+//! later run resumes them (HTTP Range) or reuses them whole, and are
+//! applied one at a time as they complete, metadata first. The delta's
+//! objects are published together at the end; the part files are deleted
+//! only then.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -206,10 +208,16 @@ pub fn apply(
     let applied = applier.applied;
     repo.mark_commit_partial(&sb.to, true)?;
     txn.commit()?;
+    // Only now: until the objects are published, an interrupted pull
+    // re-applies the parts it has instead of fetching them again.
+    for n in 0..sb.parts.len() {
+        let _ = dir.unlink(file_of(n));
+    }
     Ok(applied)
 }
 
-/// Checks and applies one downloaded part, then deletes its file.
+/// Checks and applies one downloaded part (kept until the delta's
+/// objects are published).
 fn apply_one(applier: &mut Applier<'_, '_>, dir: &crate::fsutil::Dir, name: &str, n: usize) -> Result<()> {
     let open = || dir.open_file(name).map_err(|e| anyhow!("opening downloaded part {n}: {e}"));
     let checked = applier.check_part(n, &mut std::io::BufReader::new(open()?));
@@ -218,7 +226,6 @@ fn apply_one(applier: &mut Applier<'_, '_>, dir: &crate::fsutil::Dir, name: &str
         let _ = dir.unlink(name);
         return Err(e);
     }
-    applier.apply_part(n, &mut open()?)?;
-    let _ = dir.unlink(name);
-    Ok(())
+    applier.apply_part(n, &mut open()?)
+
 }
