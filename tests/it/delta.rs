@@ -54,21 +54,25 @@ fn write_tree(root: &Path, v: u32) {
         put(root, &format!("usr/lib/lib{i}.so.{i}"), &noise(100 + i, len), 0o755);
     }
     let mut lib = noise(7, 400_000);
-    let mut ko = noise(9, 300_000);
     if v == 2 {
         lib[1000..1016].copy_from_slice(b"version two here");
         lib.extend_from_slice(b"appended in v2");
-        ko[5000] ^= 0x55;
-        ko[200_000..200_008].copy_from_slice(b"v2 patch");
     }
     put(root, "usr/lib/libchanging.so.1", &lib, 0o644);
     let kver = if v == 1 { "6.1.0-13" } else { "6.1.0-15" };
-    put(root, &format!("lib/modules/{kver}/kernel/x.ko"), &ko, 0o644);
+    put(root, &format!("lib/modules/{kver}/kernel/x.ko"), &kernel_module(v), 0o644);
     put(root, "usr/bin/tool", format!("#!/bin/sh\necho tool {v}\n").as_bytes(), 0o755);
     put(root, "etc/os-release", format!("NAME=Sample\nVERSION_ID={v}\n").as_bytes(), 0o644);
     put(root, "etc/empty", b"", 0o644);
     link(root, "usr/bin/tool-link", "tool");
     link(root, "etc/localtime", "/usr/share/zoneinfo/UTC");
+    // The same bytes in both versions, but an xattr (then a mode) that
+    // changes: new objects whose content an old one already has.
+    let motd = "Welcome to the sample OS.\n".repeat(80);
+    put(root, "etc/motd", motd.as_bytes(), if v == 1 { 0o644 } else { 0o640 });
+    put(root, "etc/issue", motd.as_bytes(), 0o644);
+    sh("setfattr", &["-n", "user.release", "-v", &format!("v{v}"), s(&root.join("etc/issue"))]).ok();
+    sh("setfattr", &["-n", "user.dir", "-v", "etc", s(&root.join("etc"))]).ok();
     if v == 1 {
         put(root, "usr/lib/old-only.bin", &noise(11, 80_000), 0o644);
     } else {
@@ -76,6 +80,16 @@ fn write_tree(root: &Path, v: u32) {
         put(root, "usr/share/doc/new/README", b"new in v2\n", 0o644);
         link(root, "usr/lib/libnew.so", "new-in-v2.bin");
     }
+}
+
+/// The kernel module of version `v`: v2 differs from v1 in a few bytes.
+fn kernel_module(v: u32) -> Vec<u8> {
+    let mut ko = noise(9, 300_000);
+    if v == 2 {
+        ko[5000] ^= 0x55;
+        ko[200_000..200_008].copy_from_slice(b"v2 patch");
+    }
+    ko
 }
 
 fn json(r: &Run) -> serde_json::Value {
@@ -377,7 +391,7 @@ fn pull_through_deltas_equals_object_pull() {
     let mut p = Pub::new();
     let nginx = Nginx::serve(&p.repo, p.scratch.path_buf());
     let url = nginx.url();
-    let modes = ["bare-user", "archive"];
+    let modes = ["bare-user", "bare", "archive"];
     let clients: Vec<PathBuf> =
         modes.iter().map(|m| client(&p.scratch.join(format!("client-{m}")), m, &url, &p.pubkey())).collect();
     let reference = client(&p.scratch.join("reference"), "bare-user", &url, &p.pubkey());
@@ -395,7 +409,9 @@ fn pull_through_deltas_equals_object_pull() {
     assert!(!paths(&nginx).iter().any(|h| h.contains("photon-deltas")), "{:?}", paths(&nginx));
 
     let g = p.publish_v2();
-    assert!(g["patched"].as_u64().expect("patched") >= 2, "the fixture must make patches: {g}");
+    // The library, the moved module, the file whose mode changed and the
+    // one whose xattr changed.
+    assert_eq!(g["patched"].as_u64(), Some(4), "the fixture must make patches: {g}");
     let update = p.update_id();
     // A dry run plans the superblock and the parts, nothing else.
     let show = json(&pur(&p.repo, ["--json", "repo", "delta", "show", &update]));
@@ -486,6 +502,21 @@ fn pull_through_deltas_equals_object_pull() {
     let co = p.scratch.join("co");
     pur(&clients[0], ["repo", "checkout", &p.v2, s(&co)]).ok();
     assert_eq!(describe_tree(&co, false), describe_tree(&p.scratch.join("tree-2"), false));
+
+    // A rebuild of the same tree: a delta with no parts, still used.
+    let v3 = pur(
+        &p.repo,
+        ["repo", "commit", "-b", REF, "--timestamp", "300", "--sign-key", s(&p.key), s(&p.scratch.join("tree-2"))],
+    )
+    .ok();
+    let g = p.generate(Some(&p.v2), &v3);
+    assert_eq!(g["parts"].as_u64(), Some(0), "{g}");
+    p.summary();
+    nginx.clear_log();
+    let doc = json(&pull(&clients[0], &[]));
+    assert_eq!(doc["deltas"], serde_json::json!([format!("{}-{v3}", p.v2)]), "{doc}");
+    assert_eq!(rev(&clients[0], &format!("origin:{REF}")), v3);
+    pur(&clients[0], ["repo", "fsck"]).ok();
 }
 
 // ---------------------------------------------------------------------------
@@ -690,7 +721,11 @@ fn pull_refuses_crafted_entries() {
     let n = t.served.files_parts(&up)[0];
     let stream = t.served.part_stream(&up, n);
     let list = entries(&stream);
-    let patch = list.iter().find(|e| matches!(e.head.body, Body::Patch { .. })).expect("a patch entry in the update");
+    // The moved kernel module's patch (found by path shape).
+    let patch = list
+        .iter()
+        .find(|e| matches!(e.head.body, Body::Patch { .. }) && e.head.size == 300_000)
+        .expect("the kernel module's patch in the update");
 
     // (g) A patch that yields more than the size its entry declares.
     let mut crafted = stream.clone();
@@ -709,14 +744,14 @@ fn pull_refuses_crafted_entries() {
 
     // A patch frame that needs a window over 2^25 (valid otherwise: it
     // rebuilds the right object from the v1 file).
-    let old = if patch.head.size == 300_000 { noise(9, 300_000) } else { noise(7, 400_000) };
+    let old = kernel_module(1);
     let frame = &stream[patch.at + patch.head_len..patch.at + patch.head_len + patch.body_len];
     let mut new = Vec::new();
     zstd::stream::read::Decoder::with_ref_prefix(frame, &old)
         .expect("zstd")
         .read_to_end(&mut new)
-        .expect("the patch applies to the v1 file");
-    assert_eq!(new.len() as u64, patch.head.size);
+        .expect("the patch applies to the v1 module");
+    assert!(new == kernel_module(2), "the patch rebuilds the v2 module");
     let mut enc = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), 3, &old).expect("zstd");
     enc.window_log(fmt::MAX_WINDOW_LOG + 2).expect("window");
     enc.write_all(&new).expect("zstd");
@@ -741,6 +776,22 @@ fn pull_refuses_crafted_entries() {
     assert_ne!(crafted, stream, "the swapped bytes differ");
     t.served.reencode_part(&up, n, &crafted, None);
     t.refuse(&t.at_v1, "whole object with wrong bytes", &["content object", "hashes to", "refusing to store it"]);
+
+    // A dirtree in the metadata part whose bytes do not hash to its id.
+    let (_, sb) = t.served.read_superblock(&up);
+    let m = (0..sb.parts.len()).find(|&n| sb.parts[n].kind == PartKind::Metadata).expect("a metadata part");
+    let mut meta = t.served.part_stream(&up, m);
+    let mut at = 0;
+    let tree = loop {
+        let e = fmt::MetaEntry::read(&mut &meta[at..]).expect("an entry").expect("a dirtree before the end");
+        if e.objtype == repo_format::ObjectType::DirTree {
+            break e;
+        }
+        at += fmt::MIN_ENTRY_BYTES as usize + e.len as usize;
+    };
+    meta[at + fmt::MIN_ENTRY_BYTES as usize + tree.len as usize / 2] ^= 0x01;
+    t.served.reencode_part(&up, m, &meta, None);
+    t.refuse(&t.at_v1, "dirtree with wrong bytes", &[&format!("dirtree {}", tree.checksum), "in the delta hashes to"]);
 
     // The from-empty delta's content list is the whole tree: a swapped
     // object there too.
