@@ -828,6 +828,32 @@ fn pull_refuses_extra_frames_after_a_part() {
     }
 }
 
+/// A delta refused for what its (correctly hashed) parts hold leaves its
+/// downloaded parts in `tmp/fetch`; once the commit is pulled another way
+/// (the error suggests `--disable-deltas`), they must not stay there for
+/// good: a from-empty delta's parts are the size of the OS.
+#[test]
+#[ignore = "bug: since a6600fc pull::delta::apply keeps part files until the delta's transaction commits; when a part is refused after its hash check they stay in tmp/fetch, and neither a later successful pull nor `repo prune` removes them"]
+fn refused_delta_parts_do_not_linger() {
+    let t = Refusals::new();
+    let up = t.update();
+    let n = t.served.files_parts(&up)[0];
+    let mut stream = t.served.part_stream(&up, n);
+    let last = stream.len() - 3;
+    stream[last] ^= 0x01;
+    t.served.reencode_part(&up, n, &stream, None);
+    t.refuse(&t.at_v1, "object with wrong bytes", &["content object", "hashes to"]);
+    // The server still serves the broken delta; the user follows the advice.
+    t.served.reencode_part(&up, n, &stream, None);
+    pull(&t.at_v1, &["--disable-deltas"]).ok();
+    assert_eq!(rev(&t.at_v1, &format!("origin:{REF}")), t.p.v2);
+    pur(&t.at_v1, ["repo", "prune"]).ok();
+    let left: Vec<_> = fs::read_dir(t.at_v1.join("tmp/fetch"))
+        .map(|d| d.map(|e| e.expect("entry").file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in tmp/fetch after the commit was pulled: {left:?}");
+}
+
 // ---------------------------------------------------------------------------
 // 3. Bundles.
 
