@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use repo_format::delta::{self as fmt, Superblock};
 use repo_format::{Checksum, Summary};
 
@@ -101,9 +101,19 @@ pub fn check_space(repo: &Repo, sb: &Superblock) -> Result<()> {
     Ok(())
 }
 
+/// How a delta pull ended.
+pub enum Outcome {
+    /// Every part applied; its objects are published.
+    Applied(Applied),
+    /// The server lacks one of its parts (a broken publish): nothing was
+    /// published, and the pull goes on with objects.
+    PartMissing(String),
+}
+
 /// Downloads and applies `sb`'s parts into a transaction of its own, which
 /// is committed (with the commit marked partial) only if every part
-/// applied. Returns the counts.
+/// applied. A download that fails is kept for the next run to resume; a
+/// delta whose content is refused has its part files deleted.
 pub fn apply(
     repo: &Repo,
     fetcher: &Fetcher,
@@ -111,7 +121,7 @@ pub fn apply(
     max_object: u64,
     parallelism: usize,
     progress: &dyn Progress,
-) -> Result<Applied> {
+) -> Result<Outcome> {
     let id = fmt::delta_id(sb.from.as_ref(), &sb.to);
     let tmp = repo.tmp_dir();
     tmp.ensure_dir("fetch", 0o755)?;
@@ -124,8 +134,8 @@ pub fn apply(
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let workers = parallelism.clamp(1, sb.parts.len().max(1));
-    let result = std::thread::scope(|s| -> Result<()> {
-        let (tx, rx) = mpsc::channel::<(usize, Result<()>)>();
+    let result = std::thread::scope(|s| -> Result<(), Failure> {
+        let (tx, rx) = mpsc::channel::<(usize, Result<(), Failure>)>();
         for _ in 0..workers {
             let tx = tx.clone();
             let (next, stop, dir, file_of, id) = (&next, &stop, &dir, &file_of, &id);
@@ -135,24 +145,26 @@ pub fn apply(
                     if n >= sb.parts.len() || stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let r = (|| -> Result<()> {
+                    let r = (|| -> Result<(), Failure> {
                         let name = file_of(n);
-                        let mut sink = FileSink::new(dir.create_file_or_open(&name)?)?;
+                        let file = dir.create_file_or_open(&name).map_err(|e| Failure::Fetch(e.into()))?;
+                        let mut sink = FileSink::new(file).map_err(|e| Failure::Fetch(e.into()))?;
                         let before = sink.held();
                         if before == sb.parts[n].size {
                             // Complete from an earlier run; its hash is checked before use.
                             progress.inc(before);
                             return Ok(());
                         }
-                        fetcher
-                            .get(&path(id, &part_file(n)), sb.parts[n].size, &mut sink)
-                            .map_err(|e| {
-                                if e.is_not_found() {
-                                    let _ = dir.unlink(&name);
-                                }
-                                anyhow::Error::from(e)
-                            })
-                            .with_context(|| format!("fetching {}", part_label(id, n)))?;
+                        fetcher.get(&path(id, &part_file(n)), sb.parts[n].size, &mut sink).map_err(|e| {
+                            if e.is_not_found() {
+                                let _ = dir.unlink(&name);
+                                Failure::Missing(format!("{}: {e}", part_label(id, n)))
+                            } else {
+                                Failure::Fetch(
+                                    anyhow::Error::from(e).context(format!("fetching {}", part_label(id, n))),
+                                )
+                            }
+                        })?;
                         progress.inc(sink.held().saturating_sub(before));
                         Ok(())
                     })();
@@ -169,7 +181,7 @@ pub fn apply(
         let mut arrived_meta: BTreeSet<usize> = BTreeSet::new();
         let mut arrived_files: Vec<usize> = Vec::new();
         let mut applied = 0usize;
-        let fail = |e: anyhow::Error| {
+        let fail = |e: Failure| {
             stop.store(true, Ordering::Relaxed);
             Err(e)
         };
@@ -184,7 +196,7 @@ pub fn apply(
             }
             while let Some(m) = pending_meta.first().copied().filter(|m| arrived_meta.contains(m)) {
                 if let Err(e) = apply_one(&mut applier, &dir, &file_of(m), m) {
-                    return fail(e);
+                    return fail(Failure::Refused(e));
                 }
                 pending_meta.remove(&m);
                 applied += 1;
@@ -192,28 +204,69 @@ pub fn apply(
             if pending_meta.is_empty() {
                 for k in std::mem::take(&mut arrived_files) {
                     if let Err(e) = apply_one(&mut applier, &dir, &file_of(k), k) {
-                        return fail(e);
+                        return fail(Failure::Refused(e));
                     }
                     applied += 1;
                 }
             }
         }
         if applied != sb.parts.len() {
-            bail!("delta {id}: only {applied} of its {} parts were applied", sb.parts.len());
+            return Err(Failure::Refused(anyhow!("only {applied} of its {} parts were applied", sb.parts.len())));
         }
         Ok(())
     });
     progress.finish();
-    result?;
+    let remove_parts = || {
+        for n in 0..sb.parts.len() {
+            let _ = dir.unlink(file_of(n));
+        }
+    };
+    match result {
+        Ok(()) => {}
+        Err(Failure::Missing(what)) => return Ok(Outcome::PartMissing(what)),
+        Err(Failure::Fetch(e)) => {
+            return Err(e.context(format!(
+                "pulling through delta {id} (a rerun resumes the download; `pull --disable-deltas` fetches objects instead)"
+            )));
+        }
+        Err(Failure::Refused(e)) => {
+            // Refused content is not worth keeping for a rerun.
+            remove_parts();
+            return Err(e.context(format!(
+                "refusing delta {id}; nothing from it was kept (`pull --disable-deltas` fetches objects instead)"
+            )));
+        }
+    }
     let applied = applier.applied;
     repo.mark_commit_partial(&sb.to, true)?;
     txn.commit()?;
     // Only now: until the objects are published, an interrupted pull
     // re-applies the parts it has instead of fetching them again.
-    for n in 0..sb.parts.len() {
-        let _ = dir.unlink(file_of(n));
+    remove_parts();
+    Ok(Outcome::Applied(applied))
+}
+
+/// Why a delta pull stopped.
+enum Failure {
+    /// A part is not on the server.
+    Missing(String),
+    /// A download failed (network, server error): resumable.
+    Fetch(anyhow::Error),
+    /// Content was refused (hash, signature, format).
+    Refused(anyhow::Error),
+}
+
+/// Removes part files left by delta pulls that did not finish, once the
+/// commits they were for are complete (a successful pull calls this).
+pub fn remove_stale_parts(repo: &Repo) -> Result<()> {
+    let Some(dir) = repo.tmp_dir().open_dir_optional("fetch")? else { return Ok(()) };
+    for e in dir.entries()? {
+        let e = e?;
+        if e.name.to_str().is_some_and(|n| n.starts_with("delta-") && n.ends_with(".part")) {
+            let _ = dir.unlink(&e.name);
+        }
     }
-    Ok(applied)
+    Ok(())
 }
 
 /// Checks and applies one downloaded part (kept until the delta's
@@ -227,5 +280,4 @@ fn apply_one(applier: &mut Applier<'_, '_>, dir: &crate::fsutil::Dir, name: &str
         return Err(e);
     }
     applier.apply_part(n, &mut open()?)
-
 }

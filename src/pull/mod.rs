@@ -342,16 +342,22 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
     // Deltas first, each in a transaction of its own; the object walk
     // below then finds their objects here and fetches only what is left.
     let mut from_deltas = delta::Applied::default();
-    for (_, sb, _) in &deltas {
+    let mut used = Vec::new();
+    for (offer, sb, _) in &deltas {
         delta::check_space(repo, sb)?;
-        let a = delta::apply(repo, &fetcher, sb, max_object, parallelism, progress).with_context(|| {
-            format!(
-                "pulling through delta {} (a rerun resumes it; `pull --disable-deltas` fetches objects instead)",
-                repo_format::delta::delta_id(sb.from.as_ref(), &sb.to)
-            )
-        })?;
-        from_deltas.metadata_objects += a.metadata_objects;
-        from_deltas.content_objects += a.content_objects;
+        match delta::apply(repo, &fetcher, sb, max_object, parallelism, progress)? {
+            delta::Outcome::Applied(a) => {
+                from_deltas.metadata_objects += a.metadata_objects;
+                from_deltas.content_objects += a.content_objects;
+                used.push(offer.id.clone());
+            }
+            delta::Outcome::PartMissing(what) => {
+                eprintln!(
+                    "warning: remote {remote_name} lists delta {} but lacks {what}; fetching objects instead",
+                    offer.id
+                );
+            }
+        }
     }
 
     let txn = repo.begin()?;
@@ -394,7 +400,7 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
     let mut outcome = PullOutcome {
         metadata_objects: stats.metadata_objects + from_deltas.metadata_objects,
         content_objects: stats.content_objects + from_deltas.content_objects,
-        deltas: deltas.iter().map(|(o, _, _)| o.id.clone()).collect(),
+        deltas: used,
         ..PullOutcome::default()
     };
     for (c, _, _) in &commits {
@@ -413,6 +419,9 @@ pub fn pull(repo: &Repo, remote_name: &str, opts: &PullOptions, progress: &dyn P
     if let Some((_, raw)) = summary {
         save_summary(repo, remote_name, &raw)?;
     }
+    // Every commit asked for is complete: parts of deltas that failed
+    // earlier are of no more use.
+    delta::remove_stale_parts(repo)?;
     outcome.requests = fetcher.stats.requests.load(Ordering::Relaxed);
     outcome.bytes = fetcher.stats.bytes.load(Ordering::Relaxed);
     Ok(outcome)

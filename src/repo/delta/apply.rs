@@ -19,7 +19,7 @@ use repo_format::{Checksum, Commit, DirMeta, DirTree, ObjectType};
 
 use super::super::Repo;
 use super::super::traverse::{ObjectName, Walk, commit_objects};
-use super::super::write::Transaction;
+use super::super::write::{ChecksumMismatch, Transaction};
 
 /// Counts of what an apply wrote.
 #[derive(Debug, Default, Clone, Copy)]
@@ -120,8 +120,11 @@ impl<'t, 'r> Applier<'t, 'r> {
     pub fn apply_part(&mut self, n: usize, r: &mut dyn Read) -> Result<()> {
         let info = self.info(n)?;
         let label = part_label(&self.id, n);
+        // One frame (SPEC.md §11.4): the decoder stops after it, and the
+        // part must end there.
         let mut dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(128 << 10, r.take(info.size)))
-            .with_context(|| format!("opening {label}"))?;
+            .with_context(|| format!("opening {label}"))?
+            .single_frame();
         dec.window_log_max(fmt::MAX_WINDOW_LOG).with_context(|| format!("opening {label}"))?;
         // Exactly the declared bytes: more is refused, less is truncation.
         let mut stream = Exact { inner: dec.take(info.uncompressed.saturating_add(1)), left: info.uncompressed };
@@ -136,6 +139,10 @@ impl<'t, 'r> Applier<'t, 'r> {
             }
             if stream.inner.read(&mut probe)? != 0 {
                 bail!("holds more than its {} declared bytes", info.uncompressed);
+            }
+            let mut rest = stream.inner.into_inner().finish();
+            if !io::BufRead::fill_buf(&mut rest)?.is_empty() {
+                bail!("has data after its zstd frame");
             }
             Ok(())
         })
@@ -183,11 +190,15 @@ impl<'t, 'r> Applier<'t, 'r> {
             })?;
             let ids: Vec<Checksum> = list.into_iter().map(|l| l.checksum).collect();
             if ids.len() as u64 != self.sb.file_count || fmt::list_digest(&ids) != self.sb.file_list_digest {
+                if ids.len() as u64 != self.sb.file_count {
+                    bail!(
+                        "it carries {} content objects but this repository needs {} for this step; it was made for other objects",
+                        self.sb.file_count,
+                        ids.len()
+                    );
+                }
                 bail!(
-                    "delta {} lists {} content objects that do not match the {} this repository needs; it was made for other objects (regenerate it)",
-                    self.id,
-                    self.sb.file_count,
-                    ids.len()
+                    "it carries other content objects than this repository needs for this step; it was made for other objects"
                 );
             }
             self.list = Some(ids);
@@ -215,7 +226,7 @@ impl<'t, 'r> Applier<'t, 'r> {
                 Body::Whole => {
                     let mut body = (&mut *r).take(e.size);
                     txn.write_content(&e.header, &mut body, e.size, Some(expected))
-                        .with_context(|| format!("content object {expected}"))?;
+                        .map_err(|e| name_object(e, expected))?;
                     // The object may have been here already: skip its bytes.
                     io::copy(&mut body, &mut io::sink()).map_err(truncated)?;
                     if body.limit() != 0 {
@@ -231,7 +242,7 @@ impl<'t, 'r> Applier<'t, 'r> {
                     let new = rebuild(repo, &source, &patch, e.size)
                         .with_context(|| format!("patch for content object {expected} against {source}"))?;
                     txn.write_content(&e.header, &mut new.as_slice(), e.size, Some(expected))
-                        .with_context(|| format!("content object {expected}"))?;
+                        .map_err(|e| name_object(e, expected))?;
                 }
             }
             done += 1;
@@ -299,6 +310,12 @@ fn rebuild(repo: &Repo, source: &Checksum, patch: &[u8], size: u64) -> Result<Ve
         bail!("the patch yields {} bytes, not the declared {size}", out.len());
     }
     Ok(out)
+}
+
+/// Names the object in an error, unless it does already (a checksum
+/// mismatch does).
+fn name_object(e: anyhow::Error, id: &Checksum) -> anyhow::Error {
+    if e.is::<ChecksumMismatch>() { e } else { e.context(format!("content object {id}")) }
 }
 
 fn truncated(e: io::Error) -> anyhow::Error {
