@@ -69,7 +69,7 @@ pub struct RangeArgs {
     #[arg(long, value_name = "N")]
     window_log: Option<u32>,
     /// Uncompressed MiB per part: bigger compresses a little better, smaller
-    /// fetches and compresses in more parallel pieces [default: 48].
+    /// fetches and compresses in more parallel pieces [default: 48; 256 with --max].
     #[arg(long, value_name = "MIB")]
     part_size: Option<u64>,
     /// Sign the superblock with this secret key (repeatable).
