@@ -90,7 +90,8 @@ build_row() { # NAME OUR_ARGS... -- OSTREE_ARGS...
     bt=$(du -sb pub-o/deltas | cut -f1)
     # Objects the delta leaves out are fetched loose: count them as its bytes.
     fb=$(ostree --repo=pub-o static-delta show "$(ostree --repo=pub-o static-delta list | tail -n 1)" 2>/dev/null |
-      awk '/^Fallback/ {f=1} f && /size/ {gsub(/[^0-9]/, "", $NF); s+=$NF} END {print s+0}')
+      awk '/^Total Fallback Size:/ {print $4}')
+    fb=${fb:-0}
     printf '| %s | %.2f s | %.2f s | %s | %d / %d MB | %s / %s MB%s |\n' "$name" "$to" "$tt" "$(ratio "$to" "$tt")" \
       $((ro / 1024)) $((rt / 1024)) "$(mb "$bo")" "$(mb "$bt")" "$([ "$fb" -gt 0 ] && echo " + $(mb "$fb") MB loose")"
   else
