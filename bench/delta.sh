@@ -14,7 +14,8 @@
 # Clients are bare-user repositories for both tools.
 #
 # Usage: bench/delta.sh [CORPUS]   (run as root; ostree's from-empty delta
-# takes about 5 minutes). ROWS=TEXT runs only the rows whose name contains TEXT.
+# takes about 5 minutes). ROWS=REGEX runs only the rows whose name matches
+# (e.g. ROWS='through|objects' for the pulls only).
 set -euo pipefail
 corpus=${1:-/var/tmp/corpus}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$work"
-want() { [[ -z "${ROWS:-}" || "$1" == *$ROWS* ]]; }
+want() { [[ -z "${ROWS:-}" || "$1" =~ $ROWS ]]; }
 mb() { echo "$1 / 1000000" | bc -l | xargs printf '%.2f'; }
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
 # timed OUT CMD...: wall seconds and peak RSS (KB) of CMD into OUT.
@@ -108,11 +109,9 @@ build_row "from-empty delta of v2, --max" --to "$v2" --max --
 "$pu" --repo pub repo delta generate --from "$v1" --to "$v2" >/dev/null
 "$pu" --repo pub repo delta generate --to "$v2" >/dev/null
 "$pu" --repo pub repo summary --update >/dev/null
-if [ ! -d pub-o/deltas ] || [ "$(ostree --repo=pub-o static-delta list | wc -l)" -lt 2 ]; then
-  rm -rf pub-o/deltas
-  ostree --repo=pub-o static-delta generate --from="$v1" --to="$v2" >/dev/null
-  ostree --repo=pub-o static-delta generate --empty --to="$v2" >/dev/null
-fi
+have=$(ostree --repo=pub-o static-delta list 2>/dev/null || true)
+grep -qx "$v1-$v2" <<<"$have" || ostree --repo=pub-o static-delta generate --from="$v1" --to="$v2" >/dev/null
+grep -qx "$v2" <<<"$have" || ostree --repo=pub-o static-delta generate --empty --to="$v2" >/dev/null
 ostree --repo=pub-o summary -u
 
 # one TOOL MODE: a fresh client, v1 first when MODE=update (over loopback,
