@@ -29,6 +29,8 @@ use crate::progress::{Progress, Unit};
 /// ratio, small enough that a from-empty delta has parts to fetch and
 /// compress in parallel.
 pub const PART_TARGET: u64 = 48 << 20;
+/// Parts smaller than this are compressed on one thread.
+const MT_MIN_PART: u64 = 2 << 20;
 /// Part size of `--max`.
 pub const MAX_PART_TARGET: u64 = 256 << 20;
 /// Files smaller than this are not worth a patch.
@@ -260,7 +262,9 @@ pub fn generate_into(repo: &Repo, opts: &GenerateOptions, out: &Dir, progress: &
     let total: u64 = ranges.iter().map(|r| r.2).sum::<u64>();
     progress.start("compressing", Unit::Bytes, Some(total));
     let tuned = opts.from.is_none() && opts.level.is_none() && !max;
-    let settings = Compression { level, window_log, long: max, tuned };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = u32::try_from((cores / ranges.len().max(1)).clamp(1, 4)).unwrap_or(1);
+    let settings = Compression { level, window_log, long: max, tuned, workers };
     let mut parts: Vec<PartInfo> = Vec::new();
     if !metas.is_empty() {
         parts.push(write_meta_part(repo, &metas, out, settings)?);
@@ -445,6 +449,9 @@ struct Compression {
     long: bool,
     /// Use [`tuned_from_empty`] instead of the level's parameters.
     tuned: bool,
+    /// zstd worker threads for one part (when parts are fewer than cores):
+    /// jobs overlap by a whole window, so the frame is as small as with one.
+    workers: u32,
 }
 
 /// The from-empty parameters: btopt with chain 2^21, hash 2^20, search
@@ -500,6 +507,13 @@ fn open_part(out: &Dir, n: usize, uncompressed: u64, c: Compression) -> Result<(
     }
     if c.long {
         enc.long_distance_matching(true)?;
+    }
+    if c.workers > 1 && uncompressed >= MT_MIN_PART {
+        use zstd::zstd_safe::CParameter;
+        enc.multithread(c.workers)?;
+        let job = uncompressed.div_ceil(u64::from(c.workers)).max(MT_MIN_PART / 2);
+        enc.set_parameter(CParameter::JobSize(u32::try_from(job).unwrap_or(u32::MAX)))?;
+        enc.set_parameter(CParameter::OverlapSizeLog(9))?;
     }
     Ok((enc, tmp))
 }
