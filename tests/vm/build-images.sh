@@ -41,21 +41,10 @@ tree=$work/tree
 cp -a "$base" "$tree"
 rm -rf "$tree"/{dev,proc,sys,run,tmp}
 mkdir -p "$tree"/{dev,proc,sys,run,sysroot,mnt/updates} && install -d -m 1777 "$tree/tmp"
-# OSTree layout: the physical root is /sysroot, its repository and
-# deployments are reached through /ostree (photon-upgrade's default
-# --sysroot / expects /ostree/repo). OSTree makes /ostree a symlink to
-# sysroot/ostree; photon-upgrade resolves paths below --sysroot without
-# following symlinks and fails on it with ELOOP (a product issue, see
-# README.md "Known limits"), so by default /ostree is a bind mount of
-# /sysroot/ostree (fstab below). PU_VM_OSTREE_LINK=symlink builds the
-# OSTree layout instead.
-if [ "${PU_VM_OSTREE_LINK:-bind}" = symlink ]; then
-  ln -s sysroot/ostree "$tree/ostree"
-  ostree_fstab=
-else
-  mkdir "$tree/ostree"
-  ostree_fstab="/sysroot/ostree /ostree    none  bind       0 0"
-fi
+# OSTree's layout of a deployment: the physical root is bound at /sysroot
+# (photon-prepare-root), /ostree reaches its repository and deployments,
+# and photon-upgrade works on /sysroot behind it.
+ln -s sysroot/ostree "$tree/ostree"
 
 # The kernel, the few modules the guest needs (all of them would be 400 MB
 # in every image), and our initramfs.
@@ -104,12 +93,12 @@ systemctl --root="$tree" mask getty@.service serial-getty@.service getty.target 
 mkdir -p "$tree/etc/systemd/system.conf.d"
 printf '[Manager]\nDefaultTimeoutStopSec=20s\n' >"$tree/etc/systemd/system.conf.d/10-vmtest.conf"
 
+# /boot is on the root filesystem: bound from the physical root, as
+# OSTree's generator does it (boot.mount); the ESP inside it, where
+# --bootloader puts what the firmware reads.
 cat >"$tree/etc/fstab" <<EOF
-# The physical root's /boot (boot entries, kernels), and the ESP inside it
-# where --bootloader puts what the firmware reads.
 /sysroot/boot  /boot      none  bind       0 0
 LABEL=ESP      /boot/efi  vfat  umask=0077 0 0
-$ostree_fstab
 EOF
 echo photon-vm >"$tree/etc/hostname"
 # A fixed machine id: no first-boot setup (which would apply presets again),

@@ -90,10 +90,9 @@ sha() { sha256sum | cut -c1-16; }
 # The Debian base: debootstrap from the apt mirror (about a minute).
 mirror=${PU_VM_MIRROR:-$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 mirror=${mirror:-http://deb.debian.org/debian}
-# jq: the guest driver reads `status --json`. ca-certificates: a
-# workaround, `pull` from a file:/// remote fails without system CA
-# certificates (README.md, "Known limits").
-include=systemd,systemd-sysv,udev,kmod,util-linux,e2fsprogs,jq,ca-certificates
+# jq: the guest driver reads `status --json`. No ca-certificates: the
+# update disk is a file:/// remote, which needs none.
+include=systemd,systemd-sysv,udev,kmod,util-linux,e2fsprogs,jq
 base_key=$(echo "base v1 bookworm minbase $include $mirror" | sha)
 base=$cache/base-$base_key
 if [ ! -e "$base/.complete" ]; then
@@ -109,7 +108,7 @@ fi
 # Images: keyed by everything that goes into them.
 img_key=$(
   {
-    echo "$base_key $kver ${PU_VM_OSTREE_LINK:-bind}"
+    echo "$base_key $kver"
     cat "$bindir/photon-upgrade" "$bindir/photon-prepare-root" "/boot/vmlinuz-$kver" /bin/busybox \
       /usr/lib/systemd/boot/efi/systemd-bootx64.efi
     dpkg-query -W -f='${Version}' grub-efi-amd64-bin

@@ -93,11 +93,13 @@ boot)
   n=$(($(cat "$state/boots" 2>/dev/null || echo 0) + 1))
   echo "$n" >"$state/boots"
   sync
+  # The entry systemd-boot picked, before its rename (GRUB sets nothing).
+  # efivarfs cannot seek: tail reads it from a pipe. The first 4 bytes are
+  # the attributes, the rest UTF-16.
   entry=
   f=/sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
-  [ -f "$f" ] && entry=$(tail -c +5 "$f" | tr -d '\000')
-  [ -z "$entry" ] && ls /sys/firmware/efi/efivars 2>&1 | grep -i loader | show efivars
-  grep efivar /proc/mounts | show mounts
+  # shellcheck disable=SC2002
+  [ -f "$f" ] && entry=$(cat "$f" | tail -c +5 | tr -d '\000')
   say "boot n=$n booted=$me entry=${entry:-none} uptime=$(cut -d' ' -f1 /proc/uptime)"
   exit 0
   ;;
