@@ -39,7 +39,7 @@ strip "$work/photon-upgrade"
 step "tree (base, kernel, initramfs, units)"
 tree=$work/tree
 cp -a "$base" "$tree"
-rm -rf "$tree"/{dev,proc,sys,run,tmp}
+rm -rf "${tree:?}"/{dev,proc,sys,run,tmp}
 mkdir -p "$tree"/{dev,proc,sys,run,sysroot,mnt/updates} && install -d -m 1777 "$tree/tmp"
 # OSTree's layout of a deployment: the physical root is bound at /sysroot
 # (photon-prepare-root), /ostree reaches its repository and deployments,
@@ -172,6 +172,7 @@ for bl in systemd-boot grub; do
   else
     # A standalone GRUB whose embedded config finds the ESP by label and
     # reads the grub.cfg photon-upgrade generates there.
+    # shellcheck disable=SC2016 # $root is GRUB's variable
     printf 'search --no-floppy --label ESP --set=root\nconfigfile ($root)/grub/grub.cfg\n' >"$work/grub-stub.cfg"
     grub-mkstandalone -O x86_64-efi -o "$esp/EFI/BOOT/BOOTX64.EFI" --locales= --fonts= --themes= \
       --modules="part_gpt fat search search_label loadenv test linux normal echo configfile" \

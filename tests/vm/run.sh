@@ -16,6 +16,8 @@
 #   PU_VM_CACHE     cache directory (default /var/tmp/pu-vm-cache)
 #   PU_VM_LOGS      where serial logs are kept (default /var/tmp/pu-vm-logs)
 #   PU_VM_MIRROR    Debian mirror for debootstrap (default: the apt source's)
+#   PU_VM_KEEP      set: keep the final disk images in the log directory
+#                   (the ESP alone is always kept when a scenario fails)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -165,10 +167,13 @@ note "accelerator: $accel"
 # "VMTEST step=N ...", "VMTEST FAIL ...", "VMTEST DONE".
 markers() { tr -d '\r' <"$1" | grep -ao 'VMTEST [^[:cntrl:]]*' || true; }
 
+# build-images.sh's layout: the ESP starts 1 MiB in and is 64 MiB long.
+esp_mib=64
 results=()
 run_bootloader() {
-  local bl=$1 log=$logs/serial-$bl.log disk=$tmp/disk-$bl.img vars=$tmp/vars-$bl.fd
-  local t0=$SECONDS seen=0 why= rc
+  local bl=$1
+  local log=$logs/serial-$bl.log disk=$tmp/disk-$bl.img vars=$tmp/vars-$bl.fd
+  local t0=$SECONDS seen=0 why='' rc
   cp --sparse=always "$images/disk-$bl.img" "$disk"
   cp /usr/share/OVMF/OVMF_VARS.fd "$vars"
   : >"$log"
@@ -235,9 +240,16 @@ run_bootloader() {
       fail="after the fallback, b's entry was not exhausted (+0): $(markers "$log" | grep '^VMTEST step=1 booted=a')"
   fi
   [ -z "$fail" ] && fail=$(check_esp "$bl" "$disk")
+  if [ -n "$fail" ] || [ -n "${PU_VM_KEEP:-}" ]; then
+    # The ESP as the guest and the firmware left it (the root stays out:
+    # 1.5 GB).
+    dd if="$disk" of="$logs/esp-$bl.img" bs=1M skip=1 count="$esp_mib" conv=sparse status=none
+    if [ -n "${PU_VM_KEEP:-}" ]; then cp --sparse=always "$disk" "$logs/disk-$bl.img"; fi
+  fi
   if [ -n "$fail" ]; then
     echo "   last lines of $log:"
     tr -d '\r' <"$log" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | grep -av '^[[:space:]]*$' | tail -n 30 | sed 's/^/   | /'
+    echo "   the ESP at the end: $logs/esp-$bl.img (mdir -i $logs/esp-$bl.img -/ ::)"
     results+=("$bl: FAILED in $secs s: $fail")
     return 1
   fi
@@ -282,6 +294,8 @@ echo
 for r in "${results[@]}"; do echo "$r"; done
 echo "total: $((SECONDS - t_start)) s; serial logs in $logs"
 # Keep the logs of the last 10 runs.
-ls -1dt "${PU_VM_LOGS:-/var/tmp/pu-vm-logs}"/*/ 2>/dev/null | tail -n +11 | xargs -r rm -rf
+# (Run ids start with the date, so name order is age order.)
+find "${PU_VM_LOGS:-/var/tmp/pu-vm-logs}" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*-[0-9]*-[0-9]*' |
+  sort -r | tail -n +11 | xargs -r rm -rf
 [ "$status" = 0 ] || die "$(printf '%s; ' "${results[@]}" | grep -o '[^;]*FAILED[^;]*' | head -n 1)"
 echo "VM TEST PASSED"

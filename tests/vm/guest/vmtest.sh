@@ -57,7 +57,9 @@ load_status() {
 }
 esp_view() {
   if [ -d /boot/efi/loader/entries ]; then
-    echo "entries=$(ls /boot/efi/loader/entries | tr '\n' ' ' | sed 's/ $//')"
+    local names=() f
+    for f in /boot/efi/loader/entries/*.conf; do names+=("${f##*/}"); done
+    echo "entries=${names[*]}"
   elif [ -f /boot/efi/grub/grubenv ]; then
     echo "grubenv=$(grep -v '^#' /boot/efi/grub/grubenv | tr '\n' ' ' | sed 's/ $//')"
   fi
