@@ -341,6 +341,12 @@ impl Fetcher {
             (None, None) => {}
             _ => anyhow::bail!("a TLS client certificate needs both tls-client-cert-path and tls-client-key-path"),
         }
+        if endpoint.url.starts_with("file:") {
+            // No connection is ever made: do not load the system's CA
+            // certificates, which an offline host may not have (the
+            // platform verifier refuses to build a client without any).
+            b = b.tls_certs_only(std::iter::empty());
+        }
         let client = b.build().context("building the HTTP client")?;
         let base = endpoint.url.trim_end_matches('/').to_owned();
         let local = if base.starts_with("file:") {

@@ -89,13 +89,25 @@ fn parse_link_number(target: &[u8], prefix: &str) -> Option<u8> {
 }
 
 impl Sysroot {
-    /// Opens the sysroot at `path`.
+    /// Opens the sysroot at `path`. On a booted host that is `/`, and the
+    /// sysroot opened is the physical root behind it ([`physical_root`]).
     pub fn open(path: &Path, env: HostEnv) -> Result<Sysroot> {
+        let given = path;
+        let physical = physical_root(given)?;
+        let path = physical.as_deref().unwrap_or(given);
         let root = Dir::open(path).with_context(|| format!("opening sysroot {}", path.display()))?;
         if root.stat_optional("ostree/deploy")?.is_none() {
             bail!("{} is not an OSTree sysroot (no ostree/deploy); lay one out with `install`", path.display());
         }
         let repo = Repo::open(&path.join("ostree/repo"))?;
+        if physical.is_some() {
+            // The boot partition is reached through the physical root too:
+            // it must be the one the running system mounted.
+            let cfg = boot::BootConfig::load(&repo)?;
+            if cfg.backend != boot::Backend::None {
+                same_dir(&given.join(&cfg.esp), &path.join(&cfg.esp))?;
+            }
+        }
         let mut s = Sysroot {
             path: path.to_owned(),
             root,
@@ -327,6 +339,57 @@ impl Sysroot {
             _ => bail!("several stateroots ({}); name one with --os", names.join(", ")),
         }
     }
+}
+
+/// What a deployment's `/ostree` points at: OSTree's layout of a booted
+/// deployment, whose `/sysroot` is the physical root.
+const OSTREE_LINK: &str = "sysroot/ostree";
+
+/// The physical root behind `path`, if `path` is a booted deployment.
+///
+/// A booted OSTree host reaches its sysroot through the deployment's own
+/// symlink `/ostree -> sysroot/ostree`; libostree follows it. We never
+/// follow a symlink below a sysroot handle (trees are not trusted), so we
+/// open the physical root `/sysroot` itself, as bootc does. `/boot` is
+/// then reached as `/sysroot/boot`: it must be the directory the running
+/// system has at `/boot` (OSTree binds `/sysroot/boot` there when `/boot`
+/// is on the root filesystem), or a separately mounted `/boot` would be
+/// missed.
+fn physical_root(path: &Path) -> Result<Option<PathBuf>> {
+    let link = path.join("ostree");
+    match std::fs::symlink_metadata(&link) {
+        Ok(m) if m.file_type().is_symlink() => {}
+        _ => return Ok(None),
+    }
+    let target = std::fs::read_link(&link).with_context(|| format!("reading {}", link.display()))?;
+    if target != Path::new(OSTREE_LINK) {
+        bail!(
+            "{} is a symlink to {}, not {OSTREE_LINK} (a booted deployment's); give the physical root with --sysroot",
+            link.display(),
+            target.display()
+        );
+    }
+    let physical = path.join("sysroot");
+    same_dir(&path.join("boot"), &physical.join("boot"))?;
+    Ok(Some(physical))
+}
+
+/// Checks that `physical` is the directory `given` (a path seen from the
+/// booted deployment) is; fine if `given` does not exist.
+fn same_dir(given: &Path, physical: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(g) = std::fs::metadata(given) else { return Ok(()) };
+    let p = std::fs::metadata(physical).with_context(|| format!("{}", physical.display()))?;
+    if (g.dev(), g.ino()) != (p.dev(), p.ino()) {
+        bail!(
+            "{} is not {}: the sysroot is reached through the physical root, so what is mounted at {} must be mounted at {} too",
+            given.display(),
+            physical.display(),
+            given.display(),
+            physical.display()
+        );
+    }
+    Ok(())
 }
 
 /// `strverscmp`-like comparison: digit runs compare as numbers.

@@ -219,6 +219,47 @@ fn systemd_boot_counts_falls_back_and_blesses() {
     assert_eq!(have, want);
 }
 
+/// A booted host reaches its sysroot through the deployment's
+/// `/ostree -> sysroot/ostree` (OSTree's layout), with the physical root
+/// bound at `/sysroot` and `/boot` bound from `/sysroot/boot`. Found by the
+/// VM test: every command failed there (ELOOP, symlinks are not followed
+/// below the sysroot).
+#[test]
+fn booted_through_the_ostree_symlink() {
+    require_root();
+    let s = Scratch::new();
+    let (b, root, esp) = host(&s);
+    install(&b, &root, &["systemd-boot", "--esp", "/boot/efi", "--boot-tries", "2", &b.v1]);
+    install(&b, &root, &["systemd-boot", "--esp", "/boot/efi", "--boot-tries", "2", &b.v2]);
+    let d2 = format!("{}.0", b.v2);
+    // The running system's root as the deployment lays it out.
+    let view = s.join("view");
+    let v = view.to_str().expect("utf-8");
+    for d in ["sysroot", "boot"] {
+        fs::create_dir_all(view.join(d)).expect("mkdir");
+    }
+    std::os::unix::fs::symlink("sysroot/ostree", view.join("ostree")).expect("symlink");
+    let _physical = Bind::mount(&root, &view.join("sysroot"));
+    // /boot is not the physical root's: refused, not silently ignored.
+    let err = pu(["--sysroot", v, "status"]).error_line();
+    assert!(err.contains(&format!("{v}/boot is not {v}/sysroot/boot")), "{err}");
+    let _boot = Bind::mount(&root.join("boot"), &view.join("boot"));
+
+    assert_eq!(boot_state(&view)[0], (d2.clone(), "unproven".into(), Some(2)));
+    firmware_tries(&esp, &d2);
+    let doc: serde_json::Value =
+        serde_json::from_str(&booted(&s, &view, &d2, &["--json", "boot", "mark-good"]).ok()).expect("json");
+    assert_eq!(doc["blessed"], true, "{doc}");
+    assert_eq!(counter_of(&esp, &d2), None);
+    assert_eq!(boot_state(&view)[0], (d2.clone(), "good".into(), None));
+
+    // A boot partition mounted at /boot/efi only is not written behind its back.
+    sh("mount", &["--make-private", &format!("{v}/boot")]).ok();
+    let _esp = Tmpfs::mount(&view.join("boot/efi"), "1m");
+    let err = pu(["--sysroot", v, "status"]).error_line();
+    assert!(err.contains(&format!("{v}/boot/efi is not {v}/sysroot/boot/efi")), "{err}");
+}
+
 #[test]
 fn mark_good_needs_a_system_booted_through_our_entries() {
     require_root();

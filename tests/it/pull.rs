@@ -480,3 +480,26 @@ fn file_remote() {
     let err = pur(&c3, ["pull", "origin", "os/x86_64/stable"]).error_line();
     assert!(err.contains("/nonexistent/repo"), "{err}");
 }
+
+/// A host without CA certificates (offline, minimal) pulls from a
+/// `file://` remote: nothing connects, so no trust store is needed. Found
+/// by the VM test, whose guest had none.
+#[test]
+fn file_remote_needs_no_ca_certificates() {
+    require_root();
+    let s = Scratch::new();
+    let p = publish(&s);
+    let c = client(&s, "client", "bare-user", &format!("file://{}", p.repo.display()), &p.pubkey);
+    // The system trust store as rustls-native-certs finds it: empty.
+    let empty = s.join("no-certs");
+    fs::create_dir_all(&empty).expect("mkdir");
+    let out = std::process::Command::new(bin())
+        .args(["--repo".as_ref(), c.as_os_str()])
+        .args(["pull", "origin", "os/x86_64/stable"])
+        .env("SSL_CERT_FILE", empty.join("none.pem"))
+        .env("SSL_CERT_DIR", &empty)
+        .output()
+        .expect("run photon-upgrade");
+    assert!(out.status.success(), "pull failed: {}", String::from_utf8_lossy(&out.stderr));
+    pur(&c, ["repo", "rev-parse", "origin:os/x86_64/stable"]).ok();
+}

@@ -145,6 +145,24 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A bind mount of a directory, unmounted at drop.
+pub struct Bind(PathBuf);
+
+impl Bind {
+    /// Binds `src` onto `dst` (an existing directory), not recursively.
+    pub fn mount(src: &Path, dst: &Path) -> Bind {
+        let (s, d) = (src.to_str().expect("utf-8"), dst.to_str().expect("utf-8"));
+        sh("mount", &["--bind", s, d]).ok();
+        Bind(dst.to_owned())
+    }
+}
+
+impl Drop for Bind {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// A scratch directory removed at drop (immutable bits cleared first).
 pub struct Scratch(pub tempfile::TempDir);
 
