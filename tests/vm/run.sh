@@ -215,7 +215,7 @@ run_bootloader() {
     if [ "$size" != "$last_size" ]; then
       last_size=$size last_output=$SECONDS
     elif [ $((SECONDS - last_output)) -ge "$stall" ]; then
-      why="no serial output for $stall s (hung; the last lines show where)"
+      why="no serial output for $stall s, hung (the last lines show where)"
       kill "$qemu_pid" 2>/dev/null || true
       break
     fi
