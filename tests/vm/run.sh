@@ -12,6 +12,7 @@
 #   PU_VM_BIN_DIR   directory with photon-upgrade and photon-prepare-root
 #                   (default: build them, cargo build --release)
 #   PU_VM_TIMEOUT   seconds one bootloader's scenario may take (default 900)
+#   PU_VM_STALL     seconds without serial output that count as a hang (default 300)
 #   PU_VM_ACCEL     kvm or tcg to skip the probe
 #   PU_VM_CACHE     cache directory (default /var/tmp/pu-vm-cache)
 #   PU_VM_LOGS      where serial logs are kept (default /var/tmp/pu-vm-logs)
@@ -42,6 +43,10 @@ esac
 
 cache=${PU_VM_CACHE:-/var/tmp/pu-vm-cache}
 vm_timeout=${PU_VM_TIMEOUT:-900}
+# The longest silence of a good run is a boot's userspace, well under a
+# minute even on a busy host; the guest driver itself gives up on b after
+# 240 s. A hang (the firmware, a bootloader) is cut short after this.
+stall=${PU_VM_STALL:-300}
 run_id=$(date +%Y%m%d-%H%M%S)-$$
 logs=${PU_VM_LOGS:-/var/tmp/pu-vm-logs}/$run_id
 mkdir -p "$cache" "$logs"
@@ -173,7 +178,7 @@ results=()
 run_bootloader() {
   local bl=$1
   local log=$logs/serial-$bl.log disk=$tmp/disk-$bl.img vars=$tmp/vars-$bl.fd
-  local t0=$SECONDS seen=0 why='' rc
+  local t0=$SECONDS seen=0 why='' rc size last_size=-1 last_output=$SECONDS
   cp --sparse=always "$images/disk-$bl.img" "$disk"
   cp /usr/share/OVMF/OVMF_VARS.fd "$vars"
   : >"$log"
@@ -203,6 +208,14 @@ run_bootloader() {
     fi
     if [ "$(markers "$log" | grep -c 'VMTEST boot ')" -gt 10 ]; then
       why="more than 10 boots"
+      kill "$qemu_pid" 2>/dev/null || true
+      break
+    fi
+    size=$(stat -c %s "$log")
+    if [ "$size" != "$last_size" ]; then
+      last_size=$size last_output=$SECONDS
+    elif [ $((SECONDS - last_output)) -ge "$stall" ]; then
+      why="no serial output for $stall s, hung (the last lines show where)"
       kill "$qemu_pid" 2>/dev/null || true
       break
     fi
