@@ -38,3 +38,18 @@ elif [ "$secs" != 0 ]; then
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
   repo-format/fuzz/smoke.sh "$secs"
 fi
+
+# The VM boot test (tests/vm/README.md): a disk image booted in QEMU with
+# systemd-boot, then with GRUB; an update whose health check fails is left
+# behind by the firmware, a good one is blessed. VM=0 skips it.
+if [ "${VM:-1}" = 0 ]; then
+  echo "VM test: skipped (VM=0)"
+else
+  vm_start=$SECONDS
+  if tests/vm/run.sh all; then
+    echo "VM test: PASSED in $((SECONDS - vm_start)) s"
+  else
+    echo "VM test: FAILED after $((SECONDS - vm_start)) s (serial logs: /var/tmp/pu-vm-logs/; tests/vm/README.md says how to read them)" >&2
+    exit 1
+  fi
+fi
