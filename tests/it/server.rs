@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub struct Nginx {
     dir: PathBuf,
     pub port: u16,
+    pid: Option<u32>,
 }
 
 /// One access-log line: path, status, body bytes.
@@ -128,7 +129,10 @@ http {{
             assert!(Instant::now() < deadline, "nginx did not start listening");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Nginx { dir, port }
+        // The master's pid, read now: Drop must stop it even when the
+        // scratch directory holding its pid file is already gone.
+        let pid = fs::read_to_string(dir.join("nginx.pid")).ok().and_then(|p| p.trim().parse().ok());
+        Nginx { dir, port, pid }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -183,10 +187,14 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = Command::new("nginx")
+        let stopped = Command::new("nginx")
             .args(["-c"])
             .arg(self.dir.join("nginx.conf"))
             .args(["-e", "stderr", "-s", "stop"])
-            .output();
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !stopped && let Some(pid) = self.pid {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).output();
+        }
     }
 }
