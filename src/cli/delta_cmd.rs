@@ -244,8 +244,10 @@ fn show_lines(info: &DeltaInfo, sb: &fmt::Superblock) -> Vec<String> {
     out
 }
 
-/// Trust for a bundle: keys given, a remote's, or the system's.
-pub fn bundle_trust(
+/// Trust from the command line: a remote's keys and the key files and
+/// directories given, or the system's trusted keys when none is named;
+/// the system's revoked keys always.
+pub fn cli_trust(
     cli: &Cli,
     repo: &Repo,
     keys: &[PathBuf],
@@ -273,7 +275,7 @@ fn cmd_apply(cli: &Cli, repo: &Repo, a: &ApplyArgs) -> Result<ExitCode> {
     let trust = if a.no_sign_verify {
         None
     } else {
-        Some(bundle_trust(cli, repo, &a.trusted_key, &a.trusted_keys_dir, a.remote.as_deref())?)
+        Some(cli_trust(cli, repo, &a.trusted_key, &a.trusted_keys_dir, a.remote.as_deref())?)
     };
     let spec = a.ref_name.as_deref().map(RefSpec::parse).transpose()?;
     let (to, applied) = apply_file(cli, repo, &a.file, trust.as_ref(), u64::MAX)?;

@@ -24,7 +24,7 @@ use crate::repo::refs::RefSpec;
 use crate::repo::summary::SummaryOptions;
 use crate::repo::tree::PathEntry;
 use crate::repo::{Repo, RepoMode};
-use crate::sign::{self, TrustStore};
+use crate::sign;
 
 /// Repository commands.
 #[derive(Debug, Subcommand)]
@@ -325,20 +325,10 @@ pub fn run(cli: &Cli, cmd: &RepoCommand) -> Result<ExitCode> {
         }
         RepoCommand::Verify(a) => {
             let c = repo.resolve_rev(&a.rev)?;
-            let mut trust = TrustStore::default();
-            for f in &a.trusted_key {
-                trust.trusted.extend(sign::load_public_keys(f)?);
-            }
-            for d in &a.trusted_keys_dir {
-                trust.trusted.extend(sign::load_public_key_dir(d)?);
-            }
+            let mut trust = super::delta_cmd::cli_trust(cli, &repo, &a.trusted_key, &a.trusted_keys_dir, None)?;
             for f in &a.revoked_key {
                 trust.revoked.extend(sign::load_public_keys(f)?);
             }
-            if a.trusted_key.is_empty() && a.trusted_keys_dir.is_empty() {
-                trust.add_system(&cli.sysroot, true)?;
-            }
-            trust.add_system(&cli.sysroot, false)?;
             let key = sign::verify_commit(&repo, &c, &trust)?;
             if cli.json {
                 output::json("Verification", &json!({"commit": c.to_hex(), "valid": true, "key": key.to_base64()}))?;
